@@ -1,0 +1,95 @@
+"""The ``jindou`` command.
+
+Exit codes: 0 success; 1 runtime failure; 2 invalid configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from broker import __version__
+from broker.logs import setup_logging
+from broker.settings import ConfigError, Settings, load_settings, require_manager_token
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+log = logging.getLogger("jindou")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="jindou",
+        description="Jindou IM message broker. Configuration comes from JINDOU_* "
+        "environment variables (see README).",
+    )
+    parser.add_argument("--version", action="version", version=f"jindou {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    up = sub.add_parser(
+        "up",
+        help="embedded mode: private redis-server + api + worker",
+        description="Start a private redis-server (AOF on) in the data dir unless "
+        "JINDOU_REDIS_URL is set, then one api and one worker. Prints the API URL "
+        "and the manager token; Ctrl-C stops everything.",
+    )
+    up.add_argument("--data-dir", type=Path, default=Path(".jindou"),
+                    help="where Redis data and the manager token live (default .jindou)")
+    sub.add_parser("api", help="serve the HTTP API and WebSocket gateway",
+                   description="Serve the HTTP API on JINDOU_API_ADDR.")
+    sub.add_parser("worker", help="run a fan-out worker",
+                   description="Consume dispatch shards; run as many as you need.")
+    sub.add_parser("status", help="print shards, workers and nodes",
+                   description="Print the deployment's shards, workers and nodes.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.command == "api":
+            require_manager_token(settings)
+    except ConfigError as exc:
+        sys.stderr.write(f"jindou: {exc}\n")
+        return EXIT_CONFIG
+    setup_logging(settings.log_level, settings.log_format)
+    try:
+        return _run(args, settings)
+    except ConfigError as exc:
+        sys.stderr.write(f"jindou: {exc}\n")
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except (OSError, RuntimeError) as exc:
+        sys.stderr.write(f"jindou: {exc}\n")
+        return EXIT_FAILURE
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from broker.runtime import run
+
+    if args.command == "up":
+        from broker.embedded import run_embedded
+
+        return run_embedded(settings, args.data_dir)
+    if args.command == "api":
+        from broker.serve import serve_api
+
+        run(lambda: serve_api(settings), use_uvloop=settings.uvloop)
+        return EXIT_OK
+    if args.command == "worker":
+        from workers.main import run_worker
+
+        run(lambda: run_worker(settings), use_uvloop=settings.uvloop)
+        return EXIT_OK
+    if args.command == "status":
+        from broker.status import print_status
+
+        run(lambda: print_status(settings), use_uvloop=False)
+        return EXIT_OK
+    raise AssertionError(args.command)  # pragma: no cover

@@ -1,0 +1,148 @@
+"""Reading stored messages: channel sync and lookups (reference §3, DESIGN §6)."""
+
+from __future__ import annotations
+
+from broker.channels import InvalidId, check_channel_type, storage_channel_id
+from broker.errors import ApiError, bad_request
+from broker.keys import ChannelKeys, Keys
+from broker.protocol import (
+    MessageResp,
+    MessagesRequest,
+    MessagesResponse,
+    MessageSyncRequest,
+    MessageSyncResponse,
+)
+from broker.store import LogEntry, Store
+from broker.sync import MAX_SYNC_LIMIT, PULL_UP, SeqWindow, has_more, select_window
+from broker.views import message_resp
+
+MAX_LOOKUPS = 1_000
+
+
+def not_found(what: str = "message") -> ApiError:
+    return ApiError(404, f"{what} not found")
+
+
+class HistoryService:
+    def __init__(self, store: Store, keys: Keys) -> None:
+        self.store = store
+        self.keys = keys
+
+    def channel(self, channel_id: str, channel_type: int, viewer_uid: str) -> ChannelKeys:
+        """Keys of the channel a request names; bad ids or types give a 400."""
+        try:
+            check_channel_type(channel_type)
+            stored = storage_channel_id(channel_id, channel_type, viewer_uid)
+        except InvalidId as exc:
+            raise bad_request(str(exc)) from None
+        return self.keys.channel(channel_type, stored)
+
+    async def sync(self, req: MessageSyncRequest) -> MessageSyncResponse:
+        if not req.login_uid:
+            raise bad_request("login_uid must not be empty")
+        if min(req.start_message_seq, req.end_message_seq, req.limit) < 0:
+            raise bad_request("start_message_seq, end_message_seq and limit must be >= 0")
+        if req.pull_mode not in (0, 1):
+            raise bad_request("pull_mode must be 0 (down) or 1 (up)")
+        channel = self.channel(req.channel_id, req.channel_type, req.login_uid)
+        limit = min(req.limit, MAX_SYNC_LIMIT)
+        head = await self.store.head(channel)
+        if head.last_seq == 0:
+            return MessageSyncResponse(
+                start_message_seq=req.start_message_seq,
+                end_message_seq=req.end_message_seq,
+                more=0,
+                messages=[],
+            )
+        window = select_window(
+            req.start_message_seq, req.end_message_seq, limit, req.pull_mode,
+            head.last_seq,
+        )
+        entries = await self._read(channel, window, newest=req.pull_mode != PULL_UP
+                                   or (req.start_message_seq == 0
+                                       and req.end_message_seq == 0))
+        first_kept = await self._first_kept_if_cut(channel, window, entries)
+        return MessageSyncResponse(
+            start_message_seq=req.start_message_seq,
+            end_message_seq=req.end_message_seq,
+            more=has_more(len(entries), window, limit),
+            messages=[message_resp(e.seq, e.message) for e in entries],
+            epoch=head.epoch,
+            truncated=first_kept > 0,
+            first_message_seq=first_kept,
+        )
+
+    async def _read(
+        self, channel: ChannelKeys, window: SeqWindow, *, newest: bool
+    ) -> list[LogEntry]:
+        if window.empty:
+            return []
+        if newest:
+            return await self.store.read_newest(
+                channel, window.first, window.last, window.limit
+            )
+        return await self.store.read_range(
+            channel, window.first, window.last, window.limit
+        )
+
+    async def _first_kept_if_cut(
+        self, channel: ChannelKeys, window: SeqWindow, entries: list[LogEntry]
+    ) -> int:
+        """The first kept seq when retention removed part of the window, else 0.
+
+        Seqs are dense, so a short page means entries are missing: never a silent gap.
+        """
+        if window.empty:
+            return 0
+        expected = min(window.limit, window.last - window.first + 1)
+        if len(entries) >= expected:
+            return 0
+        first_kept = await self.store.first_seq(channel)
+        return first_kept if first_kept > window.first or first_kept == 0 else 0
+
+    async def max_seq(self, channel_id: str, channel_type: int, login_uid: str) -> int:
+        head = await self.store.head(self.channel(channel_id, channel_type, login_uid))
+        return head.last_seq
+
+    async def last_message(
+        self, channel_id: str, channel_type: int, login_uid: str
+    ) -> MessageResp:
+        channel = self.channel(channel_id, channel_type, login_uid)
+        head = await self.store.head(channel)
+        entries = await self.store.read_newest(channel, 1, head.last_seq, 1)
+        if not entries:
+            raise not_found()
+        return message_resp(entries[0].seq, entries[0].message)
+
+    async def lookup(self, req: MessagesRequest) -> MessagesResponse:
+        """Union of lookups by seq, message id and client_msg_no, ascending by seq."""
+        total = len(req.message_seqs) + len(req.message_ids) + len(req.client_msg_nos)
+        if total > MAX_LOOKUPS:
+            raise bad_request(f"at most {MAX_LOOKUPS} lookups per request")
+        channel = self.channel(req.channel_id, req.channel_type, req.login_uid)
+        seqs = set(req.message_seqs)
+        fields = [f"i{i}" for i in req.message_ids]
+        fields += [f"c{c}" for c in req.client_msg_nos]
+        seqs.update(await self.store.seqs_by_index(channel, fields))
+        entries = await self.store.read_seqs(channel, seqs)
+        return MessagesResponse(messages=[message_resp(e.seq, e.message) for e in entries])
+
+    async def find(
+        self,
+        channel_id: str,
+        channel_type: int,
+        login_uid: str,
+        *,
+        message_id: int = 0,
+        client_msg_no: str = "",
+    ) -> MessageResp:
+        if not message_id and not client_msg_no:
+            raise bad_request("message_id or client_msg_no is required")
+        channel = self.channel(channel_id, channel_type, login_uid)
+        field = f"i{message_id}" if message_id else f"c{client_msg_no}"
+        entries = await self.store.read_seqs(
+            channel, await self.store.seqs_by_index(channel, [field])
+        )
+        if not entries:
+            raise not_found()
+        return message_resp(entries[0].seq, entries[0].message)

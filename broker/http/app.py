@@ -1,0 +1,80 @@
+"""The aiohttp application: route table, error mapping, lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncio
+import contextlib
+
+import msgspec
+from aiohttp import web
+from redis.exceptions import BusyLoadingError, ReadOnlyError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from broker.errors import ApiError
+from broker.http import routes_message
+from broker.http.routing import Route, bind, error_response
+from broker.http.context import SERVICES
+from broker.services import close_services, open_services
+from broker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ROUTES: list[Route] = [*routes_message.ROUTES]
+
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError)
+_HTTP_MESSAGES = {
+    404: "no such route",
+    405: "method not allowed on this route",
+    413: "request body too large",
+}
+
+RequestHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler: RequestHandler) -> web.StreamResponse:
+    """Every failure becomes ``{"status", "msg"}``; never a traceback."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.msg, exc.reason_code)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return error_response(400, f"invalid request: {exc}")
+    except _UNAVAILABLE:
+        log.warning("redis unavailable during %s %s", request.method, request.path)
+        return error_response(503, "storage is unavailable; nothing was stored")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        msg = _HTTP_MESSAGES.get(exc.status, exc.reason)
+        return error_response(exc.status, msg)
+    except Exception:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return error_response(500, "internal error")
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[errors_as_json], client_max_size=settings.max_body
+    )
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, bind(route, settings.manager_token))
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        services = await open_services(settings)
+        app[SERVICES] = services
+        # aiohttp resumes this generator from another task at cleanup, so a task
+        # group cannot span the yield; this is aiohttp's background-task pattern.
+        renewal = asyncio.create_task(services.lease.renew_forever())
+        yield
+        renewal.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewal
+        await close_services(services)
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

@@ -1,0 +1,133 @@
+"""Message routes: send, channel sync and lookups (WuKongIM v2 paths)."""
+
+from __future__ import annotations
+
+import msgspec
+
+from broker.errors import bad_request
+from broker.http.context import services
+from broker.http.routing import Access, Call, Route
+from broker.messages import http_sender
+from broker.protocol import (
+    CmdSyncAckRequest,
+    CmdSyncRequest,
+    HealthResponse,
+    MaxSeqResponse,
+    MessageRequest,
+    MessageResp,
+    MessagesRequest,
+    MessagesResponse,
+    MessageSyncRequest,
+    MessageSyncResponse,
+    SendBatchRequest,
+    SendBatchResponse,
+    SendRequest,
+    SendResponse,
+    StatusResponse,
+)
+
+OK = StatusResponse(status=200)
+
+
+class ChannelQuery(msgspec.Struct, frozen=True, kw_only=True):
+    channel_id: str = ""
+    channel_type: int = 0
+    login_uid: str = ""
+
+
+class ClientMsgNoQuery(msgspec.Struct, frozen=True, kw_only=True):
+    channel_id: str = ""
+    channel_type: int = 0
+    client_msg_no: str = ""
+
+
+async def health(call: Call[None]) -> HealthResponse:
+    return HealthResponse(status="ok")
+
+
+async def send(call: Call[SendRequest]) -> SendResponse:
+    svc = services(call.request)
+    result = await svc.messages.send(call.body, http_sender(call.body.from_uid))
+    return SendResponse(data=result)
+
+
+async def send_batch(call: Call[SendBatchRequest]) -> SendBatchResponse:
+    return await services(call.request).messages.send_batch(call.body)
+
+
+async def message_sync(call: Call[MessageSyncRequest]) -> MessageSyncResponse:
+    return await services(call.request).history.sync(call.body)
+
+
+async def max_message_seq(call: Call[ChannelQuery]) -> MaxSeqResponse:
+    q = call.body
+    seq = await services(call.request).history.max_seq(
+        q.channel_id, q.channel_type, q.login_uid
+    )
+    return MaxSeqResponse(message_seq=seq)
+
+
+async def last_message(call: Call[ChannelQuery]) -> MessageResp:
+    q = call.body
+    return await services(call.request).history.last_message(
+        q.channel_id, q.channel_type, q.login_uid
+    )
+
+
+async def messages(call: Call[MessagesRequest]) -> MessagesResponse:
+    return await services(call.request).history.lookup(call.body)
+
+
+async def message(call: Call[MessageRequest]) -> MessageResp:
+    q = call.body
+    return await services(call.request).history.find(
+        q.channel_id,
+        q.channel_type,
+        q.login_uid,
+        message_id=q.message_id,
+        client_msg_no=q.client_msg_no,
+    )
+
+
+async def by_client_msg_no(call: Call[ClientMsgNoQuery]) -> MessageResp:
+    q = call.body
+    if not q.client_msg_no:
+        raise bad_request("client_msg_no is required")
+    return await services(call.request).history.find(
+        q.channel_id, q.channel_type, "", client_msg_no=q.client_msg_no
+    )
+
+
+async def cmd_sync(call: Call[CmdSyncRequest]) -> list[MessageResp]:
+    # Commands are never stored (DESIGN §2): there is nothing to pull.
+    return []
+
+
+async def cmd_sync_ack(call: Call[CmdSyncAckRequest]) -> StatusResponse:
+    return OK
+
+
+ROUTES = [
+    Route("GET", "/health", health, response=HealthResponse, access=Access.PUBLIC,
+          summary="Liveness"),
+    Route("POST", "/message/send", send, body=SendRequest, response=SendResponse,
+          summary="Send one message; replies after it is stored"),
+    Route("POST", "/message/sendbatch", send_batch, body=SendBatchRequest,
+          response=SendBatchResponse, summary="One person message to each uid"),
+    Route("POST", "/channel/messagesync", message_sync, body=MessageSyncRequest,
+          response=MessageSyncResponse, summary="Read a channel's messages by seq"),
+    Route("GET", "/channel/max_message_seq", max_message_seq, query=ChannelQuery,
+          response=MaxSeqResponse, summary="Last seq of a channel"),
+    Route("GET", "/channel/last_message", last_message, query=ChannelQuery,
+          response=MessageResp, summary="Last stored message of a channel"),
+    Route("POST", "/messages", messages, body=MessagesRequest,
+          response=MessagesResponse, summary="Messages by seqs, ids, client_msg_nos"),
+    Route("POST", "/message", message, body=MessageRequest, response=MessageResp,
+          summary="One message by id or client_msg_no"),
+    Route("GET", "/message/byclientmsgno", by_client_msg_no, query=ClientMsgNoQuery,
+          response=MessageResp, summary="One message by client_msg_no"),
+    Route("POST", "/message/sync", cmd_sync, body=CmdSyncRequest,
+          response=list[MessageResp], summary="Stored commands: always []"),
+    Route("POST", "/message/syncack", cmd_sync_ack, body=CmdSyncAckRequest,
+          response=StatusResponse, summary="Ack of /message/sync: always ok"),
+]

@@ -1,0 +1,97 @@
+"""A small typed route table over aiohttp.
+
+Each route names its body or query type and its response type, so the same table
+registers the handlers, decodes and validates input with msgspec, checks auth,
+and (later) generates the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from broker.errors import ApiError
+
+B = TypeVar("B")
+
+json_encode = msgspec.json.Encoder().encode
+
+
+class Access(Enum):
+    PUBLIC = "public"  # no credentials (health)
+    MANAGER = "manager"  # the manager token only
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[B]):
+    """What a handler gets: the raw request, the decoded input and the caller."""
+
+    request: web.Request
+    body: B
+
+
+Handler = Callable[[Call[Any]], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    body: Any = None  # msgspec type of the JSON body (POST)
+    query: Any = None  # msgspec Struct of the query string (GET)
+    response: Any = None
+    access: Access = Access.MANAGER
+    summary: str = ""
+
+
+def json_response(value: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=json_encode(value), status=status, content_type="application/json"
+    )
+
+
+def error_response(status: int, msg: str, reason_code: int = 0) -> web.Response:
+    body: dict[str, Any] = {"status": status, "msg": msg}
+    if reason_code:
+        body["reason_code"] = reason_code
+    return json_response(body, status)
+
+
+def check_manager_token(request: web.Request, manager_token: str) -> None:
+    given = request.headers.get("token", "")
+    if not given or not hmac.compare_digest(given.encode(), manager_token.encode()):
+        raise ApiError(401, "a valid manager token is required in the 'token' header")
+
+
+def _decoder(body_type: Any) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(body_type)
+
+
+def bind(route: Route, manager_token: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Wrap a route's handler: auth, then decode, call, encode."""
+    decoder = _decoder(route.body) if route.body is not None else None
+
+    async def handle(request: web.Request) -> web.Response:
+        if route.access is Access.MANAGER:
+            check_manager_token(request, manager_token)
+        body: Any = None
+        if decoder is not None:
+            raw = await request.read()
+            if not raw.strip():
+                raise ApiError(400, "a JSON request body is required")
+            body = decoder.decode(raw)
+        elif route.query is not None:
+            body = msgspec.convert(dict(request.query), route.query, strict=False)
+        result = await route.handler(Call(request, body))
+        if isinstance(result, web.StreamResponse):
+            return result  # type: ignore[return-value]
+        return json_response(result)
+
+    return handle

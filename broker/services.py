@@ -1,0 +1,57 @@
+"""The services of one api process, built once and shared by HTTP and WebSocket."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from broker.history import HistoryService
+from broker.keys import Keys
+from broker.messages import MessageService
+from broker.node import SnowflakeLease, new_node_id
+from broker.redis_conn import check_deployment, connect, keys_for
+from broker.settings import Settings
+from broker.store import Store
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: Redis
+    keys: Keys
+    store: Store
+    lease: SnowflakeLease
+    messages: MessageService
+    history: HistoryService
+    node_id: str
+
+
+async def open_services(settings: Settings) -> Services:
+    redis = connect(settings.redis_url)
+    keys = keys_for(settings)
+    try:
+        await check_deployment(redis, keys)
+        lease = SnowflakeLease(redis, keys, settings.node_lease_ms)
+        ids = await lease.acquire()
+    except BaseException:
+        await redis.aclose()
+        raise
+    store = Store(redis, keys)
+    return Services(
+        settings=settings,
+        redis=redis,
+        keys=keys,
+        store=store,
+        lease=lease,
+        messages=MessageService(store, settings, ids),
+        history=HistoryService(store, keys),
+        node_id=new_node_id(),
+    )
+
+
+async def close_services(services: Services) -> None:
+    try:
+        await services.lease.release()
+    finally:
+        await services.redis.aclose()

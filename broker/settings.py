@@ -1,0 +1,112 @@
+"""Configuration: read once from ``JINDOU_*`` environment variables.
+
+Every field of :class:`Settings` is one variable, ``JINDOU_<FIELD>`` in upper case.
+A secret may instead be given as a file path in ``JINDOU_<FIELD>_FILE``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+ENV_PREFIX = "JINDOU_"
+SECRET_FIELDS = ("manager_token", "webhook_secret")
+MIN_MANAGER_TOKEN = 16
+WEAK_TOKENS = frozenset({"changeme", "secret", "password", "token", "test"})
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message is one line meant for the operator."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    redis_url: str = ""
+    api_addr: str = "0.0.0.0:5001"
+    ws_addr: str = "0.0.0.0:5200"
+    manager_token: str = ""
+    shards: int = 128
+    key_prefix: str = "jd:"
+    max_payload: int = 65536
+    max_body: int = 1 << 20
+    max_list: int = 10_000
+    dedupe_ttl: int = 86_400
+    node_lease_ms: int = 30_000
+    worker_lease_ms: int = 10_000
+    large_channel: int = 1_000
+    durability: str = "normal"
+    log_level: str = "INFO"
+    log_format: str = "text"
+    uvloop: bool = True
+    shutdown_grace: float = 20.0
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    webhook_events: str = ""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.shards <= 16384:
+            raise ValueError("JINDOU_SHARDS must be between 1 and 16384")
+        if self.max_payload < 1:
+            raise ValueError("JINDOU_MAX_PAYLOAD must be positive")
+        if self.dedupe_ttl < 1:
+            raise ValueError("JINDOU_DEDUPE_TTL must be positive")
+        if self.durability not in ("normal", "strict"):
+            raise ValueError("JINDOU_DURABILITY must be 'normal' or 'strict'")
+        if self.log_format not in ("text", "json"):
+            raise ValueError("JINDOU_LOG_FORMAT must be 'text' or 'json'")
+        if any(c in self.key_prefix for c in "{} "):
+            raise ValueError("JINDOU_KEY_PREFIX may not contain braces or spaces")
+        for name in ("api_addr", "ws_addr"):
+            split_addr(getattr(self, name))
+
+
+def split_addr(addr: str) -> tuple[str, int]:
+    """``"host:port"`` → ``(host, port)``; raises ValueError with a clear message."""
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{addr!r} is not a host:port address")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment; raise ConfigError on any bad value."""
+    env = os.environ if env is None else env
+    raw: dict[str, str] = {}
+    for field in msgspec.structs.fields(Settings):
+        name = ENV_PREFIX + field.name.upper()
+        if name in env:
+            raw[field.name] = env[name]
+        elif field.name in SECRET_FIELDS and name + "_FILE" in env:
+            raw[field.name] = _read_secret(env[name + "_FILE"], name + "_FILE")
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise ConfigError(f"invalid configuration: {_env_name(str(exc))}") from None
+
+
+def require_manager_token(settings: Settings) -> None:
+    """The API refuses to start with no, a short or a well-known manager token."""
+    token = settings.manager_token
+    if not token:
+        raise ConfigError("JINDOU_MANAGER_TOKEN is not set; the API refuses to run open")
+    if len(token) < MIN_MANAGER_TOKEN or token.lower() in WEAK_TOKENS:
+        raise ConfigError(
+            f"JINDOU_MANAGER_TOKEN must be at least {MIN_MANAGER_TOKEN} characters "
+            "and not a well-known default"
+        )
+
+
+def _read_secret(path: str, name: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {name} ({path}): {exc.strerror}") from None
+
+
+def _env_name(message: str) -> str:
+    """Turn msgspec's ``$.field`` paths into the environment variable's name."""
+    for field in msgspec.structs.fields(Settings):
+        message = message.replace(f"`$.{field.name}`", ENV_PREFIX + field.name.upper())
+    return message

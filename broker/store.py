@@ -1,0 +1,179 @@
+"""Redis I/O for channels and messages. Replies are narrowed to typed values here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from broker.keys import ChannelKeys, Keys
+from broker.protocol import LiveMessage, StoredMessage
+from broker.scripts import AppendOutcome, Scripts, parse_append
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_message = msgspec.msgpack.Decoder(StoredMessage).decode
+
+
+def encode_message(message: StoredMessage) -> bytes:
+    return _encode(message)
+
+
+def decode_message(data: bytes) -> StoredMessage:
+    return _decode_message(data)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHead:
+    last_seq: int
+    epoch: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    seq: int
+    message: StoredMessage
+
+
+def entry_seq(entry_id: bytes) -> int:
+    return int(entry_id.split(b"-", 1)[0])
+
+
+def _entries(reply: Iterable[Any]) -> list[LogEntry]:
+    return [
+        LogEntry(entry_seq(entry_id), decode_message(fields[b"m"]))
+        for entry_id, fields in reply
+    ]
+
+
+def _str(value: bytes | None) -> str:
+    return value.decode() if value else ""
+
+
+class Store:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.scripts = Scripts(redis)
+
+    # -- writes ---------------------------------------------------------------------
+    async def append(
+        self,
+        message: StoredMessage,
+        *,
+        dedupe_ttl: int,
+        digest: str,
+        new_epoch: str,
+        origin_conn: str = "",
+    ) -> AppendOutcome:
+        reply = await self.scripts.append(**self._append_args(
+            message,
+            dedupe_ttl=dedupe_ttl,
+            digest=digest,
+            new_epoch=new_epoch,
+            origin_conn=origin_conn,
+        ))
+        return parse_append(reply)
+
+    async def append_many(
+        self, messages: Sequence[StoredMessage], *, dedupe_ttl: int,
+        digests: Sequence[str], new_epoch: str,
+    ) -> list[AppendOutcome]:
+        """Append several messages (to any channels) in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for message, digest in zip(messages, digests, strict=True):
+                await self.scripts.append(
+                    **self._append_args(
+                        message, dedupe_ttl=dedupe_ttl, digest=digest,
+                        new_epoch=new_epoch, origin_conn="",
+                    ),
+                    client=pipe,
+                )
+            replies = await pipe.execute()
+        return [parse_append(reply) for reply in replies]
+
+    def _append_args(
+        self, message: StoredMessage, *, dedupe_ttl: int, digest: str,
+        new_epoch: str, origin_conn: str,
+    ) -> dict[str, Any]:
+        channel = self.keys.channel(message.channel_type, message.channel_id)
+        return {
+            "channel": channel,
+            "dispatch": self.keys.dispatch(channel.shard),
+            "dedupe": self.keys.dedupe(
+                message.channel_type,
+                message.channel_id,
+                message.from_uid,
+                message.client_msg_no,
+            ),
+            "message": encode_message(message),
+            "red_dot": bool(message.red_dot),
+            "dedupe_ttl": dedupe_ttl,
+            "message_id": message.message_id,
+            "client_msg_no": message.client_msg_no,
+            "digest": digest,
+            "new_epoch": new_epoch,
+            "now_ms": message.timestamp_ms,
+            "origin_conn": origin_conn,
+        }
+
+    async def publish_live(self, live: LiveMessage) -> int:
+        """Publish a transient or command message on its shard's live channel."""
+        shard = self.keys.shard(live.message.channel_type, live.message.channel_id)
+        receivers: int = await self.redis.publish(self.keys.live(shard), _encode(live))
+        return receivers
+
+    # -- reads ----------------------------------------------------------------------
+    async def head(self, channel: ChannelKeys) -> ChannelHead:
+        seq, epoch = await self.redis.hmget(channel.meta, ["seq", "epoch"])
+        return ChannelHead(int(seq or 0), _str(epoch))
+
+    async def read_range(
+        self, channel: ChannelKeys, first: int, last: int, count: int
+    ) -> list[LogEntry]:
+        """Entries with ``first <= seq <= last``, ascending, at most ``count``."""
+        if first > last or count <= 0:
+            return []
+        reply = await self.redis.xrange(
+            channel.log, f"{first}-0", f"{last}-0", count=count
+        )
+        return _entries(reply)
+
+    async def read_newest(
+        self, channel: ChannelKeys, first: int, last: int, count: int
+    ) -> list[LogEntry]:
+        """The newest ``count`` entries in ``first..last``, ascending."""
+        if first > last or count <= 0:
+            return []
+        reply = await self.redis.xrevrange(
+            channel.log, f"{last}-0", f"{first}-0", count=count
+        )
+        return _entries(reversed(reply))
+
+    async def first_seq(self, channel: ChannelKeys) -> int:
+        """The oldest seq still kept (retention may have removed older ones)."""
+        reply = await self.redis.xrange(channel.log, "-", "+", count=1)
+        return entry_seq(reply[0][0]) if reply else 0
+
+    async def read_seqs(
+        self, channel: ChannelKeys, seqs: Iterable[int]
+    ) -> list[LogEntry]:
+        wanted = sorted({s for s in seqs if s > 0})
+        if not wanted:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for seq in wanted:
+                pipe.xrange(channel.log, f"{seq}-0", f"{seq}-0")
+            replies = await pipe.execute()
+        return [entry for reply in replies for entry in _entries(reply)]
+
+    async def seqs_by_index(
+        self, channel: ChannelKeys, fields: Sequence[str]
+    ) -> list[int]:
+        """Seqs recorded in the lookup index (``i<id>`` / ``c<client_msg_no>``)."""
+        if not fields:
+            return []
+        values = await self.redis.hmget(channel.index, list(fields))
+        return [int(v) for v in values if v is not None]

@@ -1,0 +1,1 @@
+"""Jindou workers: dispatch consumers, fan-out, conversations and webhooks."""
