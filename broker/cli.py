@@ -37,14 +37,27 @@ def _parser() -> argparse.ArgumentParser:
         "JINDOU_REDIS_URL is set, then one api and one worker. Prints the API URL "
         "and the manager token; Ctrl-C stops everything.",
     )
-    up.add_argument("--data-dir", type=Path, default=Path(".jindou"),
-                    help="where Redis data and the manager token live (default .jindou)")
-    sub.add_parser("api", help="serve the HTTP API and WebSocket gateway",
-                   description="Serve the HTTP API on JINDOU_API_ADDR.")
-    sub.add_parser("worker", help="run a fan-out worker",
-                   description="Consume dispatch shards; run as many as you need.")
-    sub.add_parser("status", help="print shards, workers and nodes",
-                   description="Print the deployment's shards, workers and nodes.")
+    up.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".jindou"),
+        help="where Redis data and the manager token live (default .jindou)",
+    )
+    sub.add_parser(
+        "api",
+        help="serve the HTTP API and WebSocket gateway",
+        description="Serve the HTTP API on JINDOU_API_ADDR.",
+    )
+    sub.add_parser(
+        "worker",
+        help="run a fan-out worker",
+        description="Consume dispatch shards; run as many as you need.",
+    )
+    sub.add_parser(
+        "status",
+        help="print shards, workers and nodes",
+        description="Print the deployment's shards, workers and nodes.",
+    )
     return parser
 
 

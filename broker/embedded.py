@@ -16,7 +16,7 @@ from broker.settings import Settings, split_addr
 
 log = logging.getLogger(__name__)
 
-TOKEN_FILE = "manager_token"
+TOKEN_FILE = "manager_token"  # noqa: S105 - a file name
 
 
 def manager_token(data_dir: Path) -> str:
@@ -66,11 +66,15 @@ def run_embedded(settings: Settings, data_dir: Path) -> int:
         if not redis_url:
             redis = RedisProcess(data_dir / "redis", appendonly=True).start()
             redis_url = redis.url
-        env = {**os.environ, "JINDOU_REDIS_URL": redis_url, "JINDOU_MANAGER_TOKEN": token}
+        env = {
+            **os.environ,
+            "JINDOU_REDIS_URL": redis_url,
+            "JINDOU_MANAGER_TOKEN": token,
+        }
         env.pop("JINDOU_MANAGER_TOKEN_FILE", None)
         children = [_spawn("api", env), _spawn("worker", env)]
         host, port = split_addr(settings.api_addr)
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
         sys.stdout.write(
             f"Jindou is up.\n  API:           http://{shown}:{port}\n"
             f"  manager token: {token}\n  data dir:      {data_dir.resolve()}\n"

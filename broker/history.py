@@ -28,7 +28,9 @@ class HistoryService:
         self.store = store
         self.keys = keys
 
-    def channel(self, channel_id: str, channel_type: int, viewer_uid: str) -> ChannelKeys:
+    def channel(
+        self, channel_id: str, channel_type: int, viewer_uid: str
+    ) -> ChannelKeys:
         """Keys of the channel a request names; bad ids or types give a 400."""
         try:
             check_channel_type(channel_type)
@@ -41,7 +43,9 @@ class HistoryService:
         if not req.login_uid:
             raise bad_request("login_uid must not be empty")
         if min(req.start_message_seq, req.end_message_seq, req.limit) < 0:
-            raise bad_request("start_message_seq, end_message_seq and limit must be >= 0")
+            raise bad_request(
+                "start_message_seq, end_message_seq and limit must be >= 0"
+            )
         if req.pull_mode not in (0, 1):
             raise bad_request("pull_mode must be 0 (down) or 1 (up)")
         channel = self.channel(req.channel_id, req.channel_type, req.login_uid)
@@ -55,12 +59,18 @@ class HistoryService:
                 messages=[],
             )
         window = select_window(
-            req.start_message_seq, req.end_message_seq, limit, req.pull_mode,
+            req.start_message_seq,
+            req.end_message_seq,
+            limit,
+            req.pull_mode,
             head.last_seq,
         )
-        entries = await self._read(channel, window, newest=req.pull_mode != PULL_UP
-                                   or (req.start_message_seq == 0
-                                       and req.end_message_seq == 0))
+        entries = await self._read(
+            channel,
+            window,
+            newest=req.pull_mode != PULL_UP
+            or (req.start_message_seq == 0 and req.end_message_seq == 0),
+        )
         first_kept = await self._first_kept_if_cut(channel, window, entries)
         return MessageSyncResponse(
             start_message_seq=req.start_message_seq,
@@ -125,7 +135,9 @@ class HistoryService:
         fields += [f"c{c}" for c in req.client_msg_nos]
         seqs.update(await self.store.seqs_by_index(channel, fields))
         entries = await self.store.read_seqs(channel, seqs)
-        return MessagesResponse(messages=[message_resp(e.seq, e.message) for e in entries])
+        return MessagesResponse(
+            messages=[message_resp(e.seq, e.message) for e in entries]
+        )
 
     async def find(
         self,

@@ -129,7 +129,9 @@ class MessageService:
             raise bad_request(str(exc)) from None
         if req.header.kind is not MessageKind.PERSISTENT:
             await self.store.publish_live(
-                LiveMessage(message=message, to_uids=to_uids, origin_conn=sender.origin_conn)
+                LiveMessage(
+                    message=message, to_uids=to_uids, origin_conn=sender.origin_conn
+                )
             )
             return _result(message, 0, persisted=False)
         digest = payload_digest(message.payload)
@@ -177,7 +179,9 @@ class MessageService:
             if req.channel_id:
                 raise bad_request("give either channel_id or subscribers, not both")
             if not req.header.sync_once:
-                raise bad_request("subscribers may only be used with header.sync_once=1")
+                raise bad_request(
+                    "subscribers may only be used with header.sync_once=1"
+                )
             to_uids = self._check_list(req.subscribers, "subscribers")
             if not to_uids:
                 raise bad_request("subscribers must not be empty")

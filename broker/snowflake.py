@@ -37,9 +37,11 @@ class Snowflake:
         else:
             self._last_ms = now
             self._seq = 0
-        return ((self._last_ms - EPOCH_MS) << (NODE_BITS + SEQ_BITS)) | (
-            self.node << SEQ_BITS
-        ) | self._seq
+        return (
+            ((self._last_ms - EPOCH_MS) << (NODE_BITS + SEQ_BITS))
+            | (self.node << SEQ_BITS)
+            | self._seq
+        )
 
 
 def id_time_ms(message_id: int) -> int:

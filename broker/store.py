@@ -37,19 +37,20 @@ class LogEntry:
     message: StoredMessage
 
 
-def entry_seq(entry_id: bytes) -> int:
-    return int(entry_id.split(b"-", 1)[0])
+def entry_seq(entry_id: Any) -> int:
+    """The seq of a channel log entry id ``<seq>-0``."""
+    return int(bytes(entry_id).split(b"-", 1)[0])
 
 
-def _entries(reply: Iterable[Any]) -> list[LogEntry]:
+def _entries(reply: Any) -> list[LogEntry]:
     return [
         LogEntry(entry_seq(entry_id), decode_message(fields[b"m"]))
         for entry_id, fields in reply
     ]
 
 
-def _str(value: bytes | None) -> str:
-    return value.decode() if value else ""
+def _str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "")
 
 
 class Store:
@@ -68,26 +69,35 @@ class Store:
         new_epoch: str,
         origin_conn: str = "",
     ) -> AppendOutcome:
-        reply = await self.scripts.append(**self._append_args(
-            message,
-            dedupe_ttl=dedupe_ttl,
-            digest=digest,
-            new_epoch=new_epoch,
-            origin_conn=origin_conn,
-        ))
+        reply = await self.scripts.append(
+            **self._append_args(
+                message,
+                dedupe_ttl=dedupe_ttl,
+                digest=digest,
+                new_epoch=new_epoch,
+                origin_conn=origin_conn,
+            )
+        )
         return parse_append(reply)
 
     async def append_many(
-        self, messages: Sequence[StoredMessage], *, dedupe_ttl: int,
-        digests: Sequence[str], new_epoch: str,
+        self,
+        messages: Sequence[StoredMessage],
+        *,
+        dedupe_ttl: int,
+        digests: Sequence[str],
+        new_epoch: str,
     ) -> list[AppendOutcome]:
         """Append several messages (to any channels) in one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for message, digest in zip(messages, digests, strict=True):
                 await self.scripts.append(
                     **self._append_args(
-                        message, dedupe_ttl=dedupe_ttl, digest=digest,
-                        new_epoch=new_epoch, origin_conn="",
+                        message,
+                        dedupe_ttl=dedupe_ttl,
+                        digest=digest,
+                        new_epoch=new_epoch,
+                        origin_conn="",
                     ),
                     client=pipe,
                 )
@@ -95,8 +105,13 @@ class Store:
         return [parse_append(reply) for reply in replies]
 
     def _append_args(
-        self, message: StoredMessage, *, dedupe_ttl: int, digest: str,
-        new_epoch: str, origin_conn: str,
+        self,
+        message: StoredMessage,
+        *,
+        dedupe_ttl: int,
+        digest: str,
+        new_epoch: str,
+        origin_conn: str,
     ) -> dict[str, Any]:
         channel = self.keys.channel(message.channel_type, message.channel_id)
         return {
@@ -150,7 +165,7 @@ class Store:
         reply = await self.redis.xrevrange(
             channel.log, f"{last}-0", f"{first}-0", count=count
         )
-        return _entries(reversed(reply))
+        return _entries(reversed(reply or []))
 
     async def first_seq(self, channel: ChannelKeys) -> int:
         """The oldest seq still kept (retention may have removed older ones)."""
@@ -165,7 +180,7 @@ class Store:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for seq in wanted:
-                pipe.xrange(channel.log, f"{seq}-0", f"{seq}-0")
+                pipe.xrange(channel.log, f"{seq}-0", f"{seq}-0")  # type: ignore[unused-awaitable]
             replies = await pipe.execute()
         return [entry for reply in replies for entry in _entries(reply)]
 

@@ -82,7 +82,8 @@ class ApiClient:
 
     async def get(self, path: str, **params: object):
         resp = await self.client.get(
-            path, params={k: str(v) for k, v in params.items()},
+            path,
+            params={k: str(v) for k, v in params.items()},
             headers={"token": self.token},
         )
         return resp.status, await resp.json()
@@ -92,3 +93,22 @@ def data_dir(tmp_path: Path, name: str) -> Path:
     path = tmp_path / name
     path.mkdir()
     return path
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def process_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """Environment for a `python -m broker ...` child running this checkout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JINDOU_")}
+    env.update(
+        PYTHONPATH=str(REPO_ROOT),
+        JINDOU_REDIS_URL=settings.redis_url,
+        JINDOU_MANAGER_TOKEN=settings.manager_token,
+        JINDOU_KEY_PREFIX=settings.key_prefix,
+        JINDOU_SHARDS=str(settings.shards),
+        JINDOU_API_ADDR=settings.api_addr,
+        JINDOU_WS_ADDR=settings.ws_addr,
+        **extra,
+    )
+    return env

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-
 import asyncio
 import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import msgspec
 from aiohttp import web
@@ -16,8 +15,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker.errors import ApiError
 from broker.http import routes_message
-from broker.http.routing import Route, bind, error_response
 from broker.http.context import SERVICES
+from broker.http.routing import Route, bind, error_response
 from broker.services import close_services, open_services
 from broker.settings import Settings
 
@@ -25,7 +24,12 @@ log = logging.getLogger(__name__)
 
 ROUTES: list[Route] = [*routes_message.ROUTES]
 
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ReadOnlyError)
+_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    ReadOnlyError,
+)
 _HTTP_MESSAGES = {
     404: "no such route",
     405: "method not allowed on this route",
@@ -36,7 +40,9 @@ RequestHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
-async def errors_as_json(request: web.Request, handler: RequestHandler) -> web.StreamResponse:
+async def errors_as_json(
+    request: web.Request, handler: RequestHandler
+) -> web.StreamResponse:
     """Every failure becomes ``{"status", "msg"}``; never a traceback."""
     try:
         return await handler(request)
@@ -62,7 +68,9 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[errors_as_json], client_max_size=settings.max_body
     )
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, bind(route, settings.manager_token))
+        app.router.add_route(
+            route.method, route.path, bind(route, settings.manager_token)
+        )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         services = await open_services(settings)

@@ -74,7 +74,9 @@ def _decoder(body_type: Any) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(body_type)
 
 
-def bind(route: Route, manager_token: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+def bind(
+    route: Route, manager_token: str
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     """Wrap a route's handler: auth, then decode, call, encode."""
     decoder = _decoder(route.body) if route.body is not None else None
 

@@ -8,7 +8,12 @@ def b64(text: str) -> str:
 async def test_send_then_sync(api):
     status, body = await api.post(
         "/message/send",
-        {"from_uid": "alice", "channel_id": "bob", "channel_type": 1, "payload": b64("hi")},
+        {
+            "from_uid": "alice",
+            "channel_id": "bob",
+            "channel_type": 1,
+            "payload": b64("hi"),
+        },
     )
     assert status == 200, body
     assert body["data"]["message_seq"] == 1

@@ -1,0 +1,40 @@
+"""Device tokens: stored only as SHA-256 hashes, per (uid, device_flag)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from redis.asyncio import Redis
+
+from broker.keys import Keys
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def token_record(token: str, device_level: int) -> str:
+    """The value kept in ``jd:{u:<uid>}:tok`` for one device flag."""
+    return f"{device_level}:{hash_token(token)}"
+
+
+async def store_token(
+    redis: Redis, keys: Keys, uid: str, device_flag: int, token: str, device_level: int
+) -> None:
+    await redis.hset(
+        keys.tokens(uid), str(device_flag), token_record(token, device_level)
+    )
+
+
+async def check_token(
+    redis: Redis, keys: Keys, uid: str, device_flag: int, token: str
+) -> int | None:
+    """The device level if ``token`` is the one stored for (uid, device_flag)."""
+    record = await redis.hget(keys.tokens(uid), str(device_flag))
+    if not record or not token:
+        return None
+    level, _, stored = bytes(record).decode().partition(":")
+    if not hmac.compare_digest(stored, hash_token(token)):
+        return None
+    return int(level)
