@@ -34,7 +34,8 @@ async def check_token(
     record = await redis.hget(keys.tokens(uid), str(device_flag))
     if not record or not token:
         return None
-    level, _, stored = bytes(record).decode().partition(":")
+    text = record.decode() if isinstance(record, bytes) else str(record)
+    level, _, stored = text.partition(":")
     if not hmac.compare_digest(stored, hash_token(token)):
         return None
     return int(level)
