@@ -13,6 +13,7 @@ from broker.node import SnowflakeLease, new_node_id
 from broker.redis_conn import check_deployment, connect, keys_for
 from broker.settings import Settings
 from broker.store import Store
+from broker.users import UserTokens
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Services:
     lease: SnowflakeLease
     messages: MessageService
     history: HistoryService
+    users: UserTokens
     node_id: str
 
 
@@ -46,6 +48,7 @@ async def open_services(settings: Settings) -> Services:
         lease=lease,
         messages=MessageService(store, settings, ids),
         history=HistoryService(store, keys),
+        users=UserTokens(redis, keys),
         node_id=new_node_id(),
     )
 

@@ -39,3 +39,21 @@ async def check_token(
     if not hmac.compare_digest(stored, hash_token(token)):
         return None
     return int(level)
+
+
+class UserTokens:
+    """Token checks for the HTTP API's user credentials (headers uid + token)."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def token_valid(self, uid: str, token: str) -> bool:
+        """True if ``token`` is the token of any of the uid's devices."""
+        records = await self.redis.hvals(self.keys.tokens(uid))
+        wanted = hash_token(token)
+        for record in records:
+            text = record.decode() if isinstance(record, bytes) else str(record)
+            if hmac.compare_digest(text.partition(":")[2], wanted):
+                return True
+        return False

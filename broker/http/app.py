@@ -67,9 +67,14 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[errors_as_json], client_max_size=settings.max_body
     )
+
+    async def check_user(uid: str, token: str) -> bool:
+        svc = app[SERVICES]
+        return await svc.users.token_valid(uid, token)
+
     for route in ROUTES:
         app.router.add_route(
-            route.method, route.path, bind(route, settings.manager_token)
+            route.method, route.path, bind(route, settings.manager_token, check_user)
         )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -26,6 +26,24 @@ json_encode = msgspec.json.Encoder().encode
 class Access(Enum):
     PUBLIC = "public"  # no credentials (health)
     MANAGER = "manager"  # the manager token only
+    USER = "user"  # the manager token, or a user's own `uid` + `token` headers
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who calls: the manager (``uid is None``) or one authenticated user."""
+
+    uid: str | None = None
+
+    @property
+    def is_manager(self) -> bool:
+        return self.uid is None
+
+
+MANAGER = Caller()
+
+# Checks a user's (uid, token); returns True if valid. Bound per app.
+TokenCheck = Callable[[str, str], Awaitable[bool]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +52,7 @@ class Call(Generic[B]):
 
     request: web.Request
     body: B
+    caller: Caller = MANAGER
 
 
 Handler = Callable[[Call[Any]], Awaitable[Any]]
@@ -64,10 +83,25 @@ def error_response(status: int, msg: str, reason_code: int = 0) -> web.Response:
     return json_response(body, status)
 
 
-def check_manager_token(request: web.Request, manager_token: str) -> None:
+def is_manager_token(given: str, manager_token: str) -> bool:
+    return bool(given) and hmac.compare_digest(given.encode(), manager_token.encode())
+
+
+async def authenticate(
+    request: web.Request, access: Access, manager_token: str, check_user: TokenCheck
+) -> Caller:
     given = request.headers.get("token", "")
-    if not given or not hmac.compare_digest(given.encode(), manager_token.encode()):
-        raise ApiError(401, "a valid manager token is required in the 'token' header")
+    if access is Access.PUBLIC or is_manager_token(given, manager_token):
+        return MANAGER
+    if access is Access.USER:
+        uid = request.headers.get("uid", "")
+        if uid and given and await check_user(uid, given):
+            return Caller(uid)
+        raise ApiError(
+            401,
+            "the manager token, or a user's 'uid' and 'token' headers, are required",
+        )
+    raise ApiError(401, "a valid manager token is required in the 'token' header")
 
 
 def _decoder(body_type: Any) -> msgspec.json.Decoder[Any]:
@@ -75,14 +109,13 @@ def _decoder(body_type: Any) -> msgspec.json.Decoder[Any]:
 
 
 def bind(
-    route: Route, manager_token: str
+    route: Route, manager_token: str, check_user: TokenCheck
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     """Wrap a route's handler: auth, then decode, call, encode."""
     decoder = _decoder(route.body) if route.body is not None else None
 
     async def handle(request: web.Request) -> web.Response:
-        if route.access is Access.MANAGER:
-            check_manager_token(request, manager_token)
+        caller = await authenticate(request, route.access, manager_token, check_user)
         body: Any = None
         if decoder is not None:
             raw = await request.read()
@@ -91,7 +124,7 @@ def bind(
             body = decoder.decode(raw)
         elif route.query is not None:
             body = msgspec.convert(dict(request.query), route.query, strict=False)
-        result = await route.handler(Call(request, body))
+        result = await route.handler(Call(request, body, caller))
         if isinstance(result, web.StreamResponse):
             return result  # type: ignore[return-value]
         return json_response(result)
