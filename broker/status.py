@@ -28,5 +28,12 @@ async def print_status(settings: Settings) -> None:
         out.write(f"workers: {len(workers)}\n")
         for worker, beat in workers:
             out.write(f"  {worker}  last heartbeat {beat} ms\n")
+        outbox = await redis.xlen(keys.webhook_outbox)
+        queued = await redis.hlen(keys.webhook_jobs)
+        dead = await redis.xlen(keys.webhook_dead)
+        out.write(
+            f"webhooks: outbox {outbox}, queued {queued}, dead letters {dead}"
+            f"{' (jindou webhooks replay)' if dead else ''}\n"
+        )
     finally:
         await redis.aclose()

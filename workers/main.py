@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 
+import anyio
+
 from broker.redis_conn import check_deployment, connect, keys_for
 from broker.runtime import wait_for_shutdown_signal
 from broker.settings import Settings
+from workers.webhooks import run_webhook_sender
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +20,10 @@ async def run_worker(settings: Settings) -> None:
         keys = keys_for(settings)
         await check_deployment(redis, keys)
         log.info("worker connected to redis; %d shards", keys.shards)
-        signum = await wait_for_shutdown_signal()
-        log.info("received %s; worker stopping", signum.name)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_webhook_sender, settings, redis)
+            signum = await wait_for_shutdown_signal()
+            log.info("received %s; worker stopping", signum.name)
+            tg.cancel_scope.cancel()
     finally:
         await redis.aclose()
