@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 READ_COUNT = 500
 MAX_BUFFERED = 2_000  # stop reading while this many entries wait (Redis trouble)
 IDLE_POLL = 1.0  # longest sleep of the delivery loop; retries due elsewhere show up
-LEASE_MARGIN = 5.0  # seconds a claimed job stays leased beyond the POST timeout
+LEASE_FACTOR = 2  # a claimed job stays leased for this many POST timeouts
 FORGET_CONSUMERS_AFTER_MS = 600_000  # consumers idle this long and holding nothing
 FORGET_EVERY = 60.0
 SHUTDOWN_FLUSH = 2.0
@@ -214,7 +214,7 @@ class WebhookSender:
     # -- jobs → POSTs ---------------------------------------------------------------
     async def _delivery_loop(self, session: aiohttp.ClientSession) -> None:
         settings = self.settings
-        lease_ms = int((settings.webhook_timeout + LEASE_MARGIN) * 1000)
+        lease_ms = int(settings.webhook_timeout * LEASE_FACTOR * 1000)
         slots = anyio.Semaphore(settings.webhook_concurrency)
         failures = 0
         async with anyio.create_task_group() as tg:
