@@ -302,3 +302,4 @@ class WebhookSender:
                 delay,
             )
             await self.store.retry(claimed, due_ms=now_ms() + int(delay * 1000))
+            self._wake.set()  # the delivery loop may be sleeping past the new due time
