@@ -21,8 +21,9 @@ from webhook_helpers import (
 
 from broker.redis_conn import keys_for
 from tests.conftest import REPO_ROOT, process_env
-from workers.webhook_batches import uncompress_to_uids
-from workers.webhook_store import GROUP
+from workers.webhook_batches import plan_jobs, uncompress_to_uids
+from workers.webhook_store import GROUP, WebhookStore, parse_entries
+from workers.webhooks import now_ms
 
 
 async def drained(redis, settings) -> bool:
@@ -278,3 +279,29 @@ async def test_status_counts_and_replay_resends_dead_letters(settings, redis, re
 
 async def _equals(awaitable, expected) -> bool:
     return await awaitable == expected
+
+
+async def test_job_leased_by_a_dead_sender_is_sent_after_the_lease(
+    settings, redis, receiver
+):
+    settings = fast_settings(settings, f"{receiver.url}/hook")
+    store = WebhookStore(redis, keys_for(settings))
+    await store.ensure_group()
+    await enqueue(redis, settings, [offline_event(1)])
+    # A sender that queued and claimed the job, then died before POSTing it.
+    entries, _ = parse_entries(await store.read("dead", count=10, block_ms=10))
+    jobs = plan_jobs(entries, batch_size=100, compress_over=0)
+    assert (
+        await store.queue(
+            [e.entry_id for e in entries], jobs, now_ms=now_ms(), seen_ttl_ms=0
+        )
+        is None
+    )
+    claim = await store.claim(now_ms=now_ms(), limit=10, lease_ms=1000)
+    assert [(c.delivery_id, c.attempt) for c in claim.jobs] == [("o-1", 1)]
+    started = time.monotonic()
+    async with running_sender(settings, redis):
+        await wait_until(lambda: receiver.delivered_ids() == {"o-1"}, 5, "o-1")
+        await wait_until(lambda: drained(redis, settings), 5, "job settled")
+    assert time.monotonic() - started >= 0.8
+    assert [h.attempt for h in receiver.hits] == [2]
