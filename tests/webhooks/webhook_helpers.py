@@ -75,8 +75,9 @@ def event_ids_in(event: str, body: bytes) -> list[str]:
     raise AssertionError(event)
 
 
-async def wait_until(predicate, timeout: float, what: str) -> None:
-    """Poll ``predicate`` (sync or async) until true; fail with ``what`` on timeout."""
+async def wait_until(predicate, timeout: float, what: str, explain=None) -> None:
+    """Poll ``predicate`` (sync or async) until true; fail with ``what`` (and the
+    state ``explain()`` describes) on timeout."""
     deadline = anyio.current_time() + timeout
     while True:
         result = predicate()
@@ -85,5 +86,8 @@ async def wait_until(predicate, timeout: float, what: str) -> None:
         if result:
             return
         if anyio.current_time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            state = "" if explain is None else f"; {await explain()}"
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {what}{state}"
+            )
         await anyio.sleep(0.02)
