@@ -29,7 +29,7 @@ from broker.settings import Settings
 from workers.webhook_batches import plan_jobs
 from workers.webhook_buffer import Flush, OutboxBuffer
 from workers.webhook_http import PostResult, new_session, post_event
-from workers.webhook_policy import allowed_events, retry_delay
+from workers.webhook_policy import ReceiverHealth, allowed_events, retry_delay
 from workers.webhook_store import ClaimedJob, WebhookStore, is_nogroup, parse_entries
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ LEASE_FACTOR = 2  # a claimed job stays leased for this many POST timeouts
 FORGET_CONSUMERS_AFTER_MS = 600_000  # consumers idle this long and holding nothing
 FORGET_EVERY = 60.0
 SHUTDOWN_FLUSH = 2.0
+PROBE_AFTER_FAILURES = 20  # failed attempts in a row before probing (receiver down)
 
 
 def now_ms() -> int:
@@ -71,6 +72,10 @@ class WebhookSender:
         self.store = store
         self.consumer = consumer
         self.allowed = allowed_events(settings.webhook_events)
+        self.health = ReceiverHealth(
+            threshold=PROBE_AFTER_FAILURES, probe_interval=settings.webhook_backoff_base
+        )
+        # Set when the delivery loop may have something to do sooner than it thought.
         self._wake = anyio.Event()
 
     async def run(self) -> None:
@@ -220,9 +225,19 @@ class WebhookSender:
         async with anyio.create_task_group() as tg:
             while True:
                 await slots.acquire()
+                in_flight = settings.webhook_concurrency - slots.value - 1
+                now = time.monotonic()
+                limit = self.health.claim_limit(slots.value + 1, in_flight, now)
+                if not limit:
+                    # The receiver is down: wait for the next probe (or a settle).
+                    slots.release()
+                    with anyio.move_on_after(max(0.005, self.health.pause(now))):
+                        await self._wake.wait()
+                    self._wake = anyio.Event()
+                    continue
                 try:
                     claim = await self.store.claim(
-                        now_ms=now_ms(), limit=slots.value + 1, lease_ms=lease_ms
+                        now_ms=now_ms(), limit=limit, lease_ms=lease_ms
                     )
                 except (RedisError, OSError) as exc:
                     slots.release()
@@ -280,6 +295,21 @@ class WebhookSender:
             slots.release()
 
     async def _settle(self, claimed: ClaimedJob, result: PostResult) -> None:
+        was_down = self.health.down
+        self.health.record(result.delivered, time.monotonic())
+        if was_down != self.health.down:
+            log.warning(
+                "webhook receiver %s (%s)",
+                "is back" if was_down else "keeps failing; probing it",
+                result.detail,
+            )
+        try:
+            await self._record_outcome(claimed, result)
+        finally:
+            # The delivery loop may sleep past a new due time or a probe slot.
+            self._wake.set()
+
+    async def _record_outcome(self, claimed: ClaimedJob, result: PostResult) -> None:
         settings = self.settings
         if result.delivered:
             await self.store.done(claimed.delivery_id)
@@ -302,4 +332,3 @@ class WebhookSender:
                 delay,
             )
             await self.store.retry(claimed, due_ms=now_ms() + int(delay * 1000))
-            self._wake.set()  # the delivery loop may be sleeping past the new due time

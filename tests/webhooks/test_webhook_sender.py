@@ -305,3 +305,25 @@ async def test_job_leased_by_a_dead_sender_is_sent_after_the_lease(
         await wait_until(lambda: drained(redis, settings), 5, "job settled")
     assert time.monotonic() - started >= 0.8
     assert [h.attempt for h in receiver.hits] == [2]
+
+
+async def test_an_outage_longer_than_the_retry_schedule_loses_nothing(
+    settings, redis, receiver
+):
+    """A receiver that fails everything is probed, not hammered: the backlog keeps
+    its attempts for when the receiver is back, and none is dead-lettered."""
+    settings = fast_settings(settings, f"{receiver.url}/hook", webhook_max_attempts=4)
+    keys = keys_for(settings)
+    schedule = 0.02 * (1 + 2 + 4)  # the whole retry schedule of one job
+    receiver.outage = True
+    async with running_sender(settings, redis):
+        await enqueue(redis, settings, [offline_event(i) for i in range(300)])
+        await anyio.sleep(10 * schedule)
+        requests_during_outage = len(receiver.hits)
+        receiver.outage = False
+        await wait_until(lambda: len(receiver.delivered_ids()) == 300, 20, "backlog")
+        await wait_until(lambda: drained(redis, settings), 5, "queue drained")
+    assert await redis.xlen(keys.webhook_dead) == 0
+    # 20 failures in a row, then about one probe per 20 ms for 0.7 s, not 300 x 4.
+    assert requests_during_outage < 100
+    assert all(h.signature_ok for h in receiver.hits)

@@ -19,7 +19,12 @@ from workers.webhook_batches import (
     uncompress_to_uids,
 )
 from workers.webhook_buffer import OutboxBuffer
-from workers.webhook_policy import allowed_events, retry_delay, retry_schedule_span
+from workers.webhook_policy import (
+    ReceiverHealth,
+    allowed_events,
+    retry_delay,
+    retry_schedule_span,
+)
 from workers.webhook_signature import signature, signed_headers, verify
 
 SECRET = "s3cret-for-tests"
@@ -178,3 +183,21 @@ def test_buffer_flushes_full_batches_at_once_and_the_rest_after_the_interval():
     assert len(buffer.take_ready(10.5).entries) == 50
     assert buffer.next_deadline() is None
     assert len(buffer) == 0
+
+
+def test_receiver_health_probes_one_at_a_time_after_failures_in_a_row():
+    health = ReceiverHealth(threshold=3, probe_interval=5.0)
+    for t in (1.0, 2.0):
+        health.record(False, t)
+    assert health.claim_limit(16, in_flight=0, now=2.0) == 16
+    health.record(True, 2.5)  # a success resets the count
+    for t in (3.0, 4.0, 5.0):
+        health.record(False, t)
+    assert health.down
+    assert health.claim_limit(16, in_flight=0, now=9.9) == 0
+    assert health.pause(9.0) == pytest.approx(1.0)
+    assert health.claim_limit(16, in_flight=1, now=10.0) == 0  # a probe is out
+    assert health.claim_limit(16, in_flight=0, now=10.0) == 1
+    health.record(True, 10.5)
+    assert not health.down
+    assert health.claim_limit(16, in_flight=0, now=10.5) == 16
