@@ -13,6 +13,7 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -33,6 +34,29 @@ def request_id_from(header: str | None) -> str:
     if header and _VALID_REQUEST_ID.fullmatch(header):
         return header
     return secrets.token_hex(8)
+
+
+# Label children per (method, route, status): a bounded set (route templates and
+# statuses are finite), so each request costs one dict lookup, not two .labels().
+_Children = tuple[Any, Any]
+_children: dict[tuple[str, str, int], _Children] = {}
+
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+def _metrics_for(method: str, route: str, status: int) -> _Children:
+    if method not in _METHODS:
+        method = "OTHER"  # any token is a valid HTTP method; keep labels bounded
+    key = (method, route, status)
+    found = _children.get(key)
+    if found is None:
+        found = (
+            HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_REQUEST_SECONDS.labels(route),
+        )
+        _children[key] = found
+    return found
 
 
 def route_template(request: web.Request) -> str:
@@ -62,8 +86,9 @@ async def observe(request: web.Request, handler: RequestHandler) -> web.StreamRe
     finally:
         elapsed = time.perf_counter() - started
         route = route_template(request)
-        HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
-        HTTP_REQUEST_SECONDS.labels(route).observe(elapsed)
+        requests, seconds = _metrics_for(request.method, route, status)
+        requests.inc()
+        seconds.observe(elapsed)
         access_log.info(
             "%s %s %d %.1fms", request.method, route, status, elapsed * 1000
         )

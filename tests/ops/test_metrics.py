@@ -79,6 +79,8 @@ async def test_http_requests_counted_by_route_template_and_status(api):
     await api.post("/message/send", {"channel_type": "nope"})
     resp = await api.client.get("/no/such/path/abc123")
     assert resp.status == 404
+    resp = await api.client.request("PATCH", "/message/send")
+    assert resp.status == 405
     after = await scrape(api)
 
     def delta(**labels):
@@ -89,6 +91,7 @@ async def test_http_requests_counted_by_route_template_and_status(api):
     assert delta(method="POST", route="/message/send", status="200") == 1
     assert delta(method="POST", route="/message/send", status="400") == 1
     assert delta(method="GET", route="unmatched", status="404") == 1
+    assert delta(method="PATCH", route="unmatched", status="405") == 1
     # The raw path of an unmatched request never becomes a label value.
     assert "abc123" not in after
     assert (
