@@ -82,6 +82,7 @@ def contract_settings(settings):
 def test_api_honours_its_openapi_document(contract_settings):
     examples = int(os.environ.get("JINDOU_CONTRACT_EXAMPLES", "25"))
     calls = run_contract(contract_settings, examples)
+    print(f"contract: {calls} generated requests")
     assert calls >= 100
 
 
