@@ -6,6 +6,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from broker.health import Readiness, lease_check
 from broker.http.app import create_app
 from broker.http.context import READINESS, SERVICES
+from broker.metrics import REDIS_ERRORS
 from broker.redis_conn import connect
 from broker.redis_server import RedisProcess
 from tests.conftest import ApiClient
@@ -74,6 +75,7 @@ async def test_readyz_fails_fast_when_redis_is_down(tmp_path, settings):
         async with TestClient(TestServer(create_app(own))) as client:
             api = ApiClient(client)
             assert (await get(api, "/readyz"))[0] == 200
+            errors_before = REDIS_ERRORS.labels("readyz")._value.get()
             server.stop()
             started = time.monotonic()
             status, body = await get(api, "/readyz")
@@ -81,6 +83,7 @@ async def test_readyz_fails_fast_when_redis_is_down(tmp_path, settings):
             assert status == 503
             assert body["failures"]["redis"].startswith("redis unreachable")
             assert elapsed < 2.0
+            assert REDIS_ERRORS.labels("readyz")._value.get() > errors_before
     finally:
         server.stop()
 
