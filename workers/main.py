@@ -6,6 +6,7 @@ import logging
 
 import anyio
 
+from broker.ops import worker_ops
 from broker.redis_conn import check_deployment, connect, keys_for
 from broker.runtime import wait_for_shutdown_signal
 from broker.settings import Settings
@@ -20,10 +21,14 @@ async def run_worker(settings: Settings) -> None:
         keys = keys_for(settings)
         await check_deployment(redis, keys)
         log.info("worker connected to redis; %d shards", keys.shards)
-        async with anyio.create_task_group() as tg:
+        async with (
+            worker_ops(settings.worker_metrics_addr, redis) as readiness,
+            anyio.create_task_group() as tg,
+        ):
             tg.start_soon(run_webhook_sender, settings, redis)
             signum = await wait_for_shutdown_signal()
             log.info("received %s; worker stopping", signum.name)
+            await readiness.start_draining()
             tg.cancel_scope.cancel()
     finally:
         await redis.aclose()
