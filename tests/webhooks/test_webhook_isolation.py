@@ -18,6 +18,7 @@ from broker.redis_server import free_port
 from tests.conftest import REPO_ROOT, process_env
 
 SENDS = 300
+LONG_RUN = "long run: JINDOU_SLOW=1 -m slow"
 ROUNDS = 3
 
 
@@ -43,6 +44,7 @@ def p99(latencies: list[float]) -> float:
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
+@pytest.mark.skipif(os.environ.get("JINDOU_SLOW") != "1", reason=LONG_RUN)
 async def test_send_p99_unchanged_while_webhooks_retry_against_a_dead_receiver(
     settings, redis, api, tmp_path
 ):
@@ -74,21 +76,24 @@ async def test_send_p99_unchanged_while_webhooks_retry_against_a_dead_receiver(
             lambda: _at_least(redis.hlen(keys.webhook_jobs), 5_000), 30, "backlog"
         )
         cpu_before = _cpu_seconds(worker.pid)
+        redis_cpu_before = await _redis_cpu(redis)
         during = min([p99(await send_latencies(api, 10 + r)) for r in range(ROUNDS)])
         backlog = await redis.hlen(keys.webhook_jobs)
         worker_cpu = _cpu_seconds(worker.pid) - cpu_before
+        redis_cpu = await _redis_cpu(redis) - redis_cpu_before
     finally:
         worker.kill()
         worker.wait(10)
     print(
         f"send p99 baseline {baseline * 1000:.2f} ms, during outage "
         f"{during * 1000:.2f} ms, webhook backlog {backlog}, worker cpu during "
-        f"the outage rounds {worker_cpu:.2f} s"
+        f"the outage rounds {worker_cpu:.2f} s, redis cpu {redis_cpu:.2f} s"
     )
     assert backlog > 0  # the receiver really was failing throughout
     # The sender probes a dead receiver instead of spinning through the backlog.
     assert worker_cpu < 1.0
-    # +20 %, plus 1 ms of slack for timer noise on a shared machine.
+    # +20 %, plus 1 ms of slack for timer noise. On a loaded shared machine this
+    # comparison is noisy; hence a long run (JINDOU_SLOW=1 -m slow).
     assert during <= baseline * 1.2 + 0.001
 
 
@@ -99,3 +104,8 @@ async def _at_least(awaitable, n: int) -> bool:
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _redis_cpu(redis) -> float:
+    info = await redis.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
