@@ -152,7 +152,6 @@ async def run_scenario(sc: Scenario, settings, redis, receiver, tmp_path) -> dic
         JINDOU_WEBHOOK_MAX_ATTEMPTS=str(sc.max_attempts),
         JINDOU_WEBHOOK_TIMEOUT=str(sc.timeout),
         JINDOU_WEBHOOK_RECLAIM_AFTER=str(sc.reclaim_after),
-        JINDOU_UVLOOP="0",
     )
     workers = Workers(env, tmp_path)
     chunks = [all_events[i::10] for i in range(10)]

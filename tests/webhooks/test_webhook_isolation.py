@@ -55,7 +55,6 @@ async def test_send_p99_unchanged_while_webhooks_retry_against_a_dead_receiver(
         JINDOU_WEBHOOK_URL=dead_url,
         JINDOU_WEBHOOK_SECRET=SECRET,
         JINDOU_WEBHOOK_BACKOFF_BASE="0.2",
-        JINDOU_UVLOOP="0",
     )
     log_path = tmp_path / "worker.log"
     with log_path.open("wb") as log:
