@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from broker.channels import person_channel_id
-
-from .conftest import send_as_manager
+from tests.channels.helpers import send_as_manager
 
 
 async def listed(redis, key) -> set[str]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from broker.channels import person_channel_id
-
-from .conftest import b64, send_as_manager
+from tests.channels.helpers import b64, send_as_manager
 
 
 @pytest.fixture
