@@ -34,6 +34,9 @@ from broker.errors import bad_request
 from broker.keys import ChannelKeys, Keys
 from broker.scripts import Scripts
 
+# Channel types that never get conversations (reference §4: data, temp, live).
+NO_CONVERSATIONS = frozenset({ChannelType.DATA, ChannelType.TEMP, ChannelType.LIVE})
+
 
 class ListKind(Enum):
     BLACKLIST = "blacklist"
@@ -157,7 +160,7 @@ class ChannelAdmin:
         result = await self.scripts.members_add(channel=channel, uids=uids, reset=reset)
         if result.dropped:
             await self.records.delete(result.dropped, channel_type, channel_id)
-        if result.added and channel_type != ChannelType.LIVE:
+        if result.added and channel_type not in NO_CONVERSATIONS:
             await self.records.create(
                 result.added,
                 channel_type,
@@ -242,7 +245,7 @@ class ChannelAdmin:
             pipe.smismember(channel.members, uids)  # type: ignore[unused-awaitable]
             seq, is_member = await pipe.execute()
         members = [uid for uid, flag in zip(uids, is_member, strict=True) if flag]
-        if members:
+        if members and channel_type not in NO_CONVERSATIONS:
             await self.records.create(
                 members,
                 channel_type,

@@ -331,3 +331,16 @@ async def test_person_channel_flags_belong_to_the_uid(api, redis, keys):
     assert (
         await redis.exists(keys.channel(1, person_channel_id("alice", "bob")).meta) == 0
     )
+
+
+@pytest.mark.parametrize("channel_type", [7, 8, 9])
+async def test_data_temp_and_live_channels_get_no_conversations(
+    api, redis, keys, channel_type
+):
+    status, _ = await api.post(
+        "/channel/subscriber_add",
+        {"channel_id": "c1", "channel_type": channel_type, "subscribers": ["a"]},
+    )
+    assert status == 200
+    assert await members(redis, keys, channel_type, "c1") == {"a"}
+    assert await redis.exists(keys.conversations("a"), keys.recent("a")) == 0
