@@ -150,9 +150,9 @@ class MessageService:
         check_uid = await self._client_check(message, to_uids, sender)
         if req.header.kind is not MessageKind.PERSISTENT:
             if to_uids is None:
-                permitted = await self.store.permit(message, check_uid)
-                if permitted.status is not AppendStatus.STORED:
-                    raise refusal(permitted)
+                refused = await self.store.refusal(message, check_uid)
+                if refused is not None:
+                    raise refusal(refused)
             await self.store.publish_live(
                 LiveMessage(
                     message=message, to_uids=to_uids, origin_conn=sender.origin_conn

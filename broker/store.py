@@ -84,11 +84,14 @@ class Store:
         )
         return parse_append(reply)
 
-    async def permit(self, message: StoredMessage, check_uid: str) -> AppendOutcome:
-        """The checks of ``append`` without storing (for transient and commands)."""
+    async def refusal(
+        self, message: StoredMessage, check_uid: str
+    ) -> AppendOutcome | None:
+        """The checks of ``append`` without storing (for transient and commands):
+        None when the message may be sent, else the refusal."""
         channel = self.keys.channel(message.channel_type, message.channel_id)
         status = await self.scripts.permit(channel=channel, check_uid=check_uid)
-        return AppendOutcome(AppendStatus(status) if status else AppendStatus.STORED)
+        return AppendOutcome(AppendStatus(status)) if status else None
 
     async def append_many(
         self,
