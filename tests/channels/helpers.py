@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 
+# Every token the channel tests register or try; checked against all log output.
+TOKENS_USED: list[str] = []
+
 
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()

@@ -141,6 +141,22 @@ async def test_manager_sends_skip_membership(api, redis, keys, group):
     )
     assert status == 200
     assert body["data"]["message_seq"] == 1
+    # nor the lists: the business server may post for anyone
+    body = {"channel_id": "g1", "channel_type": 2}
+    await api.post("/channel/blacklist_add", {**body, "uids": ["carol"]})
+    await api.post("/channel/whitelist_set", {**body, "uids": ["bob"]})
+    await api.post("/channel/info", {**body, "send_ban": 1})
+    status, body = await api.post(
+        "/message/send",
+        {
+            "from_uid": "carol",
+            "channel_id": "g1",
+            "channel_type": 2,
+            "payload": b64("y"),
+        },
+    )
+    assert status == 200
+    assert body["data"]["message_seq"] == 2
 
 
 async def test_system_uids_bypass_sender_checks(api, redis, keys, group, users):

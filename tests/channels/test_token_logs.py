@@ -14,12 +14,14 @@ import anyio
 import msgspec
 
 from broker.redis_server import free_port
-from tests.channels.helpers import b64
+from tests.channels.helpers import TOKENS_USED, b64
 from tests.conftest import MANAGER_TOKEN, REPO_ROOT, process_env
 
 
 def secrets_used(count: int) -> list[str]:
-    return [f"secret-{i}-{secrets.token_hex(10)}" for i in range(count)]
+    tokens = [f"secret-{i}-{secrets.token_hex(10)}" for i in range(count)]
+    TOKENS_USED.extend(tokens)
+    return tokens
 
 
 async def exercise(post, tokens: list[str], wrong: list[str]) -> None:
