@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from broker.channels import person_channel_id
@@ -253,3 +255,32 @@ async def test_spoofing_200_times_stores_nothing_foreign(
     for channel_type, stored_id in ((2, "g1"), (1, person_channel_id("alice", "bob"))):
         entries = await redis.xrange(keys.channel(channel_type, stored_id).log)
         assert entries == []
+
+
+async def test_removal_racing_with_sends(api, redis, keys, group, users):
+    """Sends racing a removal: every 200 is stored, every 403 is not, and after the
+    removal returns no send gets through (the check is atomic with the append)."""
+    bob = users["bob"]
+
+    async def remove_soon():
+        await asyncio.sleep(0.02)
+        status, _ = await api.post(
+            "/channel/subscriber_remove",
+            {"channel_id": "g1", "channel_type": 2, "subscribers": ["bob"]},
+        )
+        assert status == 200
+
+    results = await asyncio.gather(
+        *(bob.send("g1", 2, text=f"m{i}") for i in range(150)), remove_soon()
+    )
+    statuses = [status for status, _ in results[:-1]]
+    assert set(statuses) <= {200, 403}
+    acked = sorted(
+        body["data"]["message_seq"] for status, body in results[:-1] if status == 200
+    )
+    entries = await redis.xrange(keys.channel(2, "g1").log)
+    assert len(entries) == len(acked)
+    assert acked == list(range(1, len(acked) + 1))
+    after = [await bob.send("g1", 2, text="late") for _ in range(20)]
+    assert {(s, b["reason_code"]) for s, b in after} == {(403, 3)}
+    assert await redis.xlen(keys.channel(2, "g1").log) == len(acked)
