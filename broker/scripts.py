@@ -61,6 +61,10 @@ class Scripts:
         )
         self._list_set: AsyncScript = redis.register_script(load("list_set"))
 
+    def registered(self) -> list[AsyncScript]:
+        """Every script of this object (for the readiness check)."""
+        return [v for v in vars(self).values() if isinstance(v, AsyncScript)]
+
     async def append(
         self,
         *,

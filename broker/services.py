@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from broker.channel_admin import ChannelAdmin
 from broker.conversation_records import ConversationRecords
@@ -17,6 +19,8 @@ from broker.settings import Settings
 from broker.store import Store
 from broker.user_admin import UserAdmin
 from broker.users import UserTokens
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,5 +73,8 @@ async def open_services(settings: Settings) -> Services:
 async def close_services(services: Services) -> None:
     try:
         await services.lease.release()
+    except (RedisError, OSError):
+        # Shutting down during an outage: the lease simply expires.
+        log.warning("could not release the snowflake lease; it will expire")
     finally:
         await services.redis.aclose()
