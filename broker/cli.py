@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from broker import __version__
 from broker.logs import setup_logging
@@ -95,12 +96,23 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+def _redacted(url: str) -> str:
+    """The Redis URL without its password, fit for stderr and logs."""
+    if not url:
+        return "(unset)"
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _describe(exc: BaseException, settings: Settings) -> str:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisError
 
     if isinstance(exc, RedisConnectionError):
-        return f"cannot reach Redis at {settings.redis_url or '(unset)'}: {exc}"
+        return f"cannot reach Redis at {_redacted(settings.redis_url)}: {exc}"
     if isinstance(exc, RedisError):
         return f"Redis error: {exc}"
     if isinstance(exc, ConfigError | OSError | RuntimeError):
