@@ -24,6 +24,7 @@ import anyio
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from broker.metrics import REDIS_ERRORS, WEBHOOK_DEAD_LETTERS, WEBHOOK_DELIVERIES
 from broker.redis_conn import keys_for
 from broker.settings import Settings
 from workers.webhook_batches import plan_jobs
@@ -33,6 +34,10 @@ from workers.webhook_policy import ReceiverHealth, allowed_events, retry_delay
 from workers.webhook_store import ClaimedJob, WebhookStore, is_nogroup, parse_entries
 
 log = logging.getLogger(__name__)
+
+_DELIVERED = WEBHOOK_DELIVERIES.labels(outcome="success")
+_FAILED = WEBHOOK_DELIVERIES.labels(outcome="failure")
+_REDIS_ERRORS = REDIS_ERRORS.labels(component="webhooks")
 
 READ_COUNT = 500
 MAX_BUFFERED = 2_000  # stop reading while this many entries wait (Redis trouble)
@@ -124,6 +129,7 @@ class WebhookSender:
                     await self._flush(buffer, everything=False)
                     failures = 0
                 except (RedisError, OSError) as exc:
+                    _REDIS_ERRORS.inc()
                     if isinstance(exc, ResponseError) and is_nogroup(exc):
                         # The outbox or its group vanished (Redis lost data).
                         log.warning("webhook outbox group missing; recreating it")
@@ -240,6 +246,7 @@ class WebhookSender:
                         now_ms=now_ms(), limit=limit, lease_ms=lease_ms
                     )
                 except (RedisError, OSError) as exc:
+                    _REDIS_ERRORS.inc()
                     slots.release()
                     failures += 1
                     log.warning("webhook delivery loop: redis error: %s", exc)
@@ -287,6 +294,7 @@ class WebhookSender:
                 await self.store.retry(claimed, due_ms=now_ms())
             raise
         except (RedisError, OSError) as exc:
+            _REDIS_ERRORS.inc()
             # The lease runs out and the job is tried again under the same id.
             log.warning(
                 "webhook %s: could not record outcome: %s", claimed.delivery_id, exc
@@ -295,6 +303,7 @@ class WebhookSender:
             slots.release()
 
     async def _settle(self, claimed: ClaimedJob, result: PostResult) -> None:
+        (_DELIVERED if result.delivered else _FAILED).inc()
         was_down = self.health.down
         self.health.record(result.delivered, time.monotonic())
         if was_down != self.health.down:
@@ -315,6 +324,7 @@ class WebhookSender:
             await self.store.done(claimed.delivery_id)
         elif claimed.attempt >= settings.webhook_max_attempts:
             if await self.store.bury(claimed, result.detail):
+                WEBHOOK_DEAD_LETTERS.inc()
                 log.warning(
                     "webhook %s (%s) dead-lettered after %d attempts: %s",
                     claimed.delivery_id,

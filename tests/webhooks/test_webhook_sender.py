@@ -19,6 +19,7 @@ from webhook_helpers import (
     wait_until,
 )
 
+from broker.metrics import REGISTRY
 from broker.redis_conn import keys_for
 from tests.conftest import REPO_ROOT, process_env
 from workers.webhook_batches import plan_jobs, uncompress_to_uids
@@ -170,6 +171,7 @@ async def test_failures_are_retried_with_backoff_then_dead_lettered(
     keys = keys_for(settings)
     receiver.fail_times = lambda delivery_id, _body: 3 if delivery_id == "o-1" else 0
     receiver.always_fail = lambda delivery_id, _body: delivery_id == "o-2"
+    before = webhook_metrics()
     async with running_sender(settings, redis):
         await enqueue(
             redis, settings, [offline_event(1), offline_event(2), offline_event(3)]
@@ -189,6 +191,21 @@ async def test_failures_are_retried_with_backoff_then_dead_lettered(
     assert fields[b"id"] == b"o-2"
     assert fields[b"err"] == b"HTTP 500"
     assert json.loads(fields[b"d"])["message_id"] == 2
+    after = webhook_metrics()
+    assert after["success"] - before["success"] == 2
+    assert after["failure"] - before["failure"] == 3 + 5
+    assert after["dead"] - before["dead"] == 1
+
+
+def webhook_metrics() -> dict[str, float]:
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    return {
+        "success": value("jindou_webhook_deliveries_total", outcome="success"),
+        "failure": value("jindou_webhook_deliveries_total", outcome="failure"),
+        "dead": value("jindou_webhook_dead_letters_total"),
+    }
 
 
 async def test_reenqueued_event_ids_are_sent_once(settings, redis, receiver):
