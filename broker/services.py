@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from broker.conversations import ConversationService
 from broker.history import HistoryService
 from broker.keys import Keys
 from broker.messages import MessageService
@@ -27,6 +28,7 @@ class Services:
     history: HistoryService
     users: UserTokens
     node_id: str
+    conversations: ConversationService
 
 
 async def open_services(settings: Settings) -> Services:
@@ -50,6 +52,7 @@ async def open_services(settings: Settings) -> Services:
         history=HistoryService(store, keys),
         users=UserTokens(redis, keys),
         node_id=new_node_id(),
+        conversations=ConversationService(redis, keys, settings.large_channel),
     )
 
 

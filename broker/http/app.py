@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker.errors import ApiError
-from broker.http import routes_message
+from broker.http import routes_conversation, routes_message
 from broker.http.context import SERVICES
 from broker.http.routing import Route, bind, error_response
 from broker.services import close_services, open_services
@@ -22,7 +22,7 @@ from broker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ROUTES: list[Route] = [*routes_message.ROUTES]
+ROUTES: list[Route] = [*routes_message.ROUTES, *routes_conversation.ROUTES]
 
 _UNAVAILABLE = (
     RedisConnectionError,
