@@ -55,10 +55,10 @@ class Coordinator:
         """Work until ``stop`` is set, then hand everything back cleanly."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.live.run)
-            with anyio.CancelScope() as balance_scope:
-                tg.start_soon(self._balance_forever, tg, balance_scope)
-                await stop.wait()
-                balance_scope.cancel()
+            balance_scope = anyio.CancelScope()
+            tg.start_soon(self._balance_forever, tg, balance_scope)
+            await stop.wait()
+            balance_scope.cancel()
             await self._hand_back_all()
             tg.cancel_scope.cancel()
 

@@ -108,10 +108,41 @@ def fanned_seq(mark: bytes | None, epoch: str) -> int:
     return int(seq) if mark_epoch == epoch else 0
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelActivity:
+    """What a run of messages did to a channel, as conversation bookkeeping needs."""
+
+    channel_type: int
+    channel_id: str
+    recipients: frozenset[str]
+    large: bool
+    last_ms: int
+    own: dict[str, int]  # sender → its highest seq
+    create_read: int  # read_seq of a missing recipient record; NO_CREATE: none
+
+
+def activity_of(work: ChannelWork) -> ChannelActivity:
+    own: dict[str, int] = {}
+    for e in work.entries:
+        sender = e.message.from_uid
+        if sender != SYSTEM_UID:
+            own[sender] = max(own.get(sender, 0), e.seq)
+    return ChannelActivity(
+        channel_type=work.channel_type,
+        channel_id=work.channel_id,
+        recipients=work.recipients,
+        large=work.large,
+        last_ms=max(e.message.timestamp_ms for e in work.entries),
+        own=own,
+        # Person conversations start at their first message (reference §4).
+        create_read=0 if is_person(work.channel_type) else NO_CREATE,
+    )
+
+
 def plan_conversations(
-    work: Iterable[ChannelWork],
+    activities: Iterable[ChannelActivity],
 ) -> dict[tuple[str, str], ConvUpdate]:
-    """(uid, conv field) → the merged update of a batch. Pure.
+    """(uid, conv field) → the merged update. Pure.
 
     Small channels touch every recipient; large channels only the sender's
     own_last_seq (their conversation lists are merged at read time).
@@ -122,22 +153,16 @@ def plan_conversations(
         key = (uid, field)
         plan[key] = plan[key].merge(update) if key in plan else update
 
-    for w in work:
-        if not has_conversations(w.channel_type):
+    for a in activities:
+        if not has_conversations(a.channel_type):
             continue
-        field = conv_field(w.channel_type, w.channel_id)
-        create = 0 if is_person(w.channel_type) else NO_CREATE
-        last_ms = max(e.message.timestamp_ms for e in w.entries)
-        own: dict[str, int] = {}
-        for e in w.entries:
-            sender = e.message.from_uid
-            if sender != SYSTEM_UID:
-                own[sender] = max(own.get(sender, 0), e.seq)
-        if not w.large:
-            for uid in w.recipients:
-                add(uid, field, ConvUpdate(last_ms, own.get(uid, 0), create))
-        for uid, seq in own.items():
-            add(uid, field, ConvUpdate(0, seq, create if uid in w.recipients else -1))
+        field = conv_field(a.channel_type, a.channel_id)
+        if not a.large:
+            for uid in a.recipients:
+                add(uid, field, ConvUpdate(a.last_ms, a.own.get(uid, 0), a.create_read))
+        for uid, seq in a.own.items():
+            create = a.create_read if uid in a.recipients else NO_CREATE
+            add(uid, field, ConvUpdate(0, seq, create))
     return plan
 
 
@@ -175,7 +200,9 @@ class Fanout:
             frozenset().union(*(w.recipients for w in work))
         )
         async with self.redis.pipeline(transaction=False) as pipe:
-            for (uid, field), update in plan_conversations(work).items():
+            for (uid, field), update in plan_conversations(
+                map(activity_of, work)
+            ).items():
                 await self.scripts.touch(
                     uid=uid,
                     field=field,
