@@ -6,7 +6,6 @@ A record is the value of field ``<channel_type>:<stored_channel_id>`` in
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from broker.channels import ChannelType
@@ -65,7 +64,7 @@ def version_of(ms: int) -> int:
 
 def min_ms_of_version(version: int) -> int:
     """Activity at or after this ms is newer than ``version`` (inclusive)."""
-    return math.ceil(version / NS_PER_MS)
+    return -(-version // NS_PER_MS)  # integer ceil: versions exceed float precision
 
 
 def set_unread_target(last_seq: int, unread: int) -> int:
