@@ -120,9 +120,24 @@ class ShardConsumer:
             )
             cursor = _text(reply[0])
             if reply[1]:
+                await self._report_redelivery(reply[1])
                 await self._handle(reply[1])
             if cursor == "0-0":
                 return
+
+    async def _report_redelivery(self, raw: Sequence[Any]) -> None:
+        """Log how often reclaimed entries were delivered: proof the recovery ran."""
+        first, last = _text(raw[0][0]), _text(raw[-1][0])
+        details = await self.redis.xpending_range(
+            self.stream, GROUP, min=first, max=last, count=len(raw)
+        )
+        most = max((int(d["times_delivered"]) for d in details), default=0)
+        log.info(
+            "shard %d: reclaimed %d pending entries (delivery count up to %d)",
+            self.shard,
+            len(raw),
+            most,
+        )
 
     async def _read_new(self) -> None:
         reply: Any = None
