@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
@@ -96,9 +97,11 @@ class ShardConsumer:
                         await self._read_new()
                         backoff = 0.1
                     await self._trim(force=True)
-                except (RedisError, OSError) as exc:
+                except Exception as exc:
                     if self.stopping():
                         break
+                    if not isinstance(exc, RedisError | OSError):
+                        log.exception("shard %d: unexpected error", self.shard)
                     if is_nogroup(exc):
                         log.warning(
                             "shard %d: consumer group lost; recreating", self.shard
@@ -160,11 +163,15 @@ class ShardConsumer:
     async def _handle(self, raw: Sequence[Any]) -> None:
         # Redis 6.2's XAUTOCLAIM reports entries deleted meanwhile with no fields.
         ids = [bytes(entry_id) for entry_id, _ in raw]
-        entries = [
-            parse_entry(i, fields)
-            for i, (_, fields) in zip(ids, raw, strict=True)
-            if fields
-        ]
+        entries = []
+        for entry_id, (_, fields) in zip(ids, raw, strict=True):
+            if not fields:
+                continue
+            try:
+                entries.append(parse_entry(entry_id, fields))
+            except (KeyError, ValueError, msgspec.DecodeError, msgspec.ValidationError):
+                # A malformed entry would stop the shard for good; skip it loudly.
+                log.error("shard %d: dropping malformed entry %r", self.shard, entry_id)
         with anyio.CancelScope(shield=True):  # a stop never cuts a batch in half
             if entries:
                 await self.process(entries)

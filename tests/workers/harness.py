@@ -95,12 +95,15 @@ async def drained(redis, settings: Settings) -> bool:
     return True
 
 
-async def wait_drained(redis, settings: Settings, timeout: float = 30.0) -> float:
+async def wait_drained(
+    redis, settings: Settings, timeout: float = 30.0, workers: Workers | None = None
+) -> float:
     """Wait until fan-out caught up; return the seconds it took."""
     start = time.monotonic()
     while not await drained(redis, settings):
         if time.monotonic() - start > timeout:
-            raise TimeoutError(f"dispatch not drained within {timeout}s")
+            logs = workers.logs()[-4000:] if workers else ""
+            raise TimeoutError(f"dispatch not drained within {timeout}s\n{logs}")
         await anyio.sleep(0.05)
     return time.monotonic() - start
 

@@ -74,27 +74,41 @@ class Model:
         ch.messages.append(message)
         if message.channel_type == 1:
             for uid in ch.recipients():
-                self.convs.setdefault((uid, self.field(1, message.channel_id)), UserConv())
+                self.convs.setdefault(
+                    (uid, self.field(1, message.channel_id)), UserConv()
+                )
 
     def own_last_seq(self, uid: str, ch: ChannelModel) -> int:
         return max((m.seq for m in ch.messages if m.from_uid == uid), default=0)
 
     def clear_unread(self, uid: str, channel_type: int, channel_id: str) -> None:
         ch = self.channel(channel_type, channel_id)
-        conv = self.convs.setdefault((uid, self.field(channel_type, channel_id)), UserConv())
+        conv = self.convs.setdefault(
+            (uid, self.field(channel_type, channel_id)), UserConv()
+        )
         conv.read_seq = max(conv.read_seq, ch.last_seq)
 
-    def set_unread(self, uid: str, channel_type: int, channel_id: str, unread: int) -> None:
+    def set_unread(
+        self, uid: str, channel_type: int, channel_id: str, unread: int
+    ) -> None:
         ch = self.channel(channel_type, channel_id)
         last = ch.last_seq
-        target = last if unread == 0 else (max(last - 1, 0) if unread > last else last - unread)
-        conv = self.convs.setdefault((uid, self.field(channel_type, channel_id)), UserConv())
+        target = (
+            last
+            if unread == 0
+            else (max(last - 1, 0) if unread > last else last - unread)
+        )
+        conv = self.convs.setdefault(
+            (uid, self.field(channel_type, channel_id)), UserConv()
+        )
         conv.read_seq = max(conv.read_seq, target)
 
     def delete(self, uid: str, channel_type: int, channel_id: str) -> None:
         conv = self.convs.get((uid, self.field(channel_type, channel_id)))
         if conv is not None:
-            conv.deleted_seq = max(conv.deleted_seq, self.channel(channel_type, channel_id).last_seq)
+            conv.deleted_seq = max(
+                conv.deleted_seq, self.channel(channel_type, channel_id).last_seq
+            )
 
     def unread(self, uid: str, ch: ChannelModel, conv: UserConv) -> int:
         cursor = max(conv.read_seq, self.own_last_seq(uid, ch))

@@ -44,9 +44,7 @@ async def balanced(redis, settings, n_workers: int) -> bool:
     counts = await owners(redis, settings)
     share = fair_share(settings.shards, n_workers)
     return (
-        "" not in counts
-        and len(counts) == n_workers
-        and max(counts.values()) <= share
+        "" not in counts and len(counts) == n_workers and max(counts.values()) <= share
     )
 
 

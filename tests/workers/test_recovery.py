@@ -7,7 +7,6 @@ import anyio
 import pytest
 
 from broker.http.context import SERVICES
-
 from broker.redis_conn import keys_for
 from tests.workers.harness import wait_drained
 from tests.workers.model import Model
@@ -72,7 +71,7 @@ async def run_with_kills(api, redis, settings, workers, messages: int):
 
     await traffic.run(messages, concurrency=8, on_progress=on_progress)
     end = time.monotonic()
-    took = await wait_drained(redis, settings, timeout=30)
+    took = await wait_drained(redis, settings, timeout=30, workers=workers)
     assert time.monotonic() - end <= 30
     assert len(killed) == 3
     problems = await check_against_model(api.app[SERVICES], redis, keys, model)

@@ -26,7 +26,9 @@ class Traffic:
         self.pairs: list[tuple[str, str]] = []
         self.groups: dict[str, list[str]] = {}
 
-    async def setup(self, users: int, pairs: int, groups: int, prefix: str = "") -> None:
+    async def setup(
+        self, users: int, pairs: int, groups: int, prefix: str = ""
+    ) -> None:
         uids = [f"{prefix}u{i}" for i in range(users)]
         while len(self.pairs) < pairs:
             a, b = self.rng.sample(uids, 2)
@@ -39,8 +41,14 @@ class Traffic:
             await join(self.redis, self.settings, name, members)
             self.model.join(name, members)
 
-    async def send_one(self, from_uid: str, channel_id: str, channel_type: int,
-                       red_dot: int, client_msg_no: str = "") -> int:
+    async def send_one(
+        self,
+        from_uid: str,
+        channel_id: str,
+        channel_type: int,
+        red_dot: int,
+        client_msg_no: str = "",
+    ) -> int:
         req = SendRequest(
             header=Header(red_dot=red_dot),
             from_uid=from_uid,
@@ -50,7 +58,9 @@ class Traffic:
             client_msg_no=client_msg_no,
         )
         result = await self.services.messages.send(req, http_sender(from_uid))
-        stored = channel_id if channel_type == 2 else person_channel_id(from_uid, channel_id)
+        stored = (
+            channel_id if channel_type == 2 else person_channel_id(from_uid, channel_id)
+        )
         return result.message_seq, stored
 
     def pick(self) -> tuple[str, str, int, int]:
@@ -77,7 +87,9 @@ class Traffic:
                     sent += 1
                     n = sent
                 from_uid, channel_id, channel_type, red_dot = self.pick()
-                seq, stored = await self.send_one(from_uid, channel_id, channel_type, red_dot)
+                seq, stored = await self.send_one(
+                    from_uid, channel_id, channel_type, red_dot
+                )
                 self.model.sent(Sent(channel_type, stored, from_uid, seq, red_dot))
                 if on_progress is not None:
                     await on_progress(n)
@@ -94,7 +106,11 @@ async def sync_view(services, uid: str) -> dict[str, tuple[int, int]]:
     convs = await services.conversations.sync(ConversationSyncRequest(uid=uid))
     result = {}
     for c in convs:
-        stored = person_channel_id(uid, c.channel_id) if c.channel_type == 1 else c.channel_id
+        stored = (
+            person_channel_id(uid, c.channel_id)
+            if c.channel_type == 1
+            else c.channel_id
+        )
         result[f"{c.channel_type}:{stored}"] = (c.unread, c.last_msg_seq)
     return result
 
