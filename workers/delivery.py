@@ -19,6 +19,7 @@ from broker.keys import Keys
 from broker.protocol import Delivery, StoredMessage
 
 NODES_CACHE_SECONDS = 1.0
+LOOKUP_CHUNK = 1_000
 _encode = msgspec.msgpack.Encoder().encode
 
 
@@ -80,15 +81,20 @@ class Presence:
     async def connections(self, uids: Iterable[str]) -> dict[str, list[Any]]:
         """uid → its connection values (only uids that have some)."""
         wanted = list(uids)
-        if not wanted:
-            return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for uid in wanted:
-                pipe.hvals(self.keys.connections(uid))  # type: ignore[unused-awaitable]
-            replies = await pipe.execute()
-        return {
-            uid: list(vals) for uid, vals in zip(wanted, replies, strict=True) if vals
-        }
+        found: dict[str, list[Any]] = {}
+        # Chunks keep the event loop free for lease renewals on huge channels.
+        for i in range(0, len(wanted), LOOKUP_CHUNK):
+            chunk = wanted[i : i + LOOKUP_CHUNK]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for uid in chunk:
+                    pipe.hvals(self.keys.connections(uid))  # type: ignore[unused-awaitable]
+                replies = await pipe.execute()
+            found.update(
+                (uid, list(vals))
+                for uid, vals in zip(chunk, replies, strict=True)
+                if vals
+            )
+        return found
 
     async def online(self, uids: Iterable[str]) -> dict[str, frozenset[str]]:
         """uid → live nodes, for the uids that are online."""
