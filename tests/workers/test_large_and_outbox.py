@@ -65,9 +65,10 @@ async def test_large_channel_costs_constant_writes(api, redis, settings, workers
     assert (await conversations(api, "m0"))["big"]["unread"] == 10
     # One offline event with every offline member.
     events = await redis.xrange(keys.webhook_outbox)
-    offline = [e for _, e in events if e[b"e"] == b"msg.offline"]
-    last = json.loads(offline[-1][b"d"])
+    offline = [json.loads(e[b"d"]) for _, e in events if e[b"e"] == b"msg.offline"]
+    last = [e for e in offline if e["channel_id"] == "big"][-1]
     assert len(last["to_uids"]) == 10_000 - 50
+    assert "m1" not in last["to_uids"]  # the sender
 
 
 async def test_outbox_events_have_deterministic_ids(api, redis, settings, workers):
