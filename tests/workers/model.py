@@ -37,6 +37,7 @@ class ChannelModel:
 class UserConv:
     read_seq: int = 0
     deleted_seq: int = 0
+    own_last_seq: int = 0
 
 
 class Model:
@@ -72,14 +73,22 @@ class Model:
     def sent(self, message: Sent) -> None:
         ch = self.channel(message.channel_type, message.channel_id)
         ch.messages.append(message)
+        self.apply(message)
+
+    def apply(self, message: Sent) -> None:
+        """What fan-out does for a message, given the membership right now."""
+        ch = self.channel(message.channel_type, message.channel_id)
+        fld = self.field(message.channel_type, message.channel_id)
         if message.channel_type == 1:
             for uid in ch.recipients():
-                self.convs.setdefault(
-                    (uid, self.field(1, message.channel_id)), UserConv()
-                )
+                self.convs.setdefault((uid, fld), UserConv())
+        conv = self.convs.get((message.from_uid, fld))
+        if conv is not None:
+            conv.own_last_seq = max(conv.own_last_seq, message.seq)
 
     def own_last_seq(self, uid: str, ch: ChannelModel) -> int:
-        return max((m.seq for m in ch.messages if m.from_uid == uid), default=0)
+        conv = self.convs.get((uid, self.field(ch.channel_type, ch.channel_id)))
+        return conv.own_last_seq if conv else 0
 
     def clear_unread(self, uid: str, channel_type: int, channel_id: str) -> None:
         ch = self.channel(channel_type, channel_id)
@@ -122,8 +131,7 @@ class Model:
         for (u, fld), conv in self.convs.items():
             if u != uid:
                 continue
-            own = self.own_last_seq(uid, self.channels[fld])
-            result[fld] = f"{conv.read_seq},{own},{conv.deleted_seq}"
+            result[fld] = f"{conv.read_seq},{conv.own_last_seq},{conv.deleted_seq}"
         return result
 
     def listed(self, uid: str) -> dict[str, tuple[int, int]]:

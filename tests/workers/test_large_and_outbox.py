@@ -22,7 +22,6 @@ async def write_calls(redis) -> int:
     )
 
 
-
 async def writes_per_message(api, redis, settings, channel: str, n=10) -> float:
     """Write commands (including those run inside scripts) per message, averaged
     over ``n`` messages so that heartbeats and lease renewals barely count."""
