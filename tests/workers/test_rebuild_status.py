@@ -87,7 +87,12 @@ async def test_status_shows_owner_lag_and_pending(api, redis, settings, workers)
     for i in range(5):
         await api.post(
             "/message/send",
-            {"from_uid": "a", "channel_id": f"b{i}", "channel_type": 1, "payload": "eA=="},
+            {
+                "from_uid": "a",
+                "channel_id": f"b{i}",
+                "channel_type": 1,
+                "payload": "eA==",
+            },
         )
     report = await collect_status(redis, keys, settings)
     assert report.total_lag == 5

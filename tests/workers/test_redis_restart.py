@@ -12,7 +12,9 @@ from tests.workers.harness import Workers, wait_drained
 
 async def send_many(services, n, start=0):
     for i in range(start, start + n):
-        req = SendRequest(from_uid="a", channel_id=f"b{i % 7}", channel_type=1, payload=b"x")
+        req = SendRequest(
+            from_uid="a", channel_id=f"b{i % 7}", channel_type=1, payload=b"x"
+        )
         await services.messages.send(req, http_sender("a"))
 
 
