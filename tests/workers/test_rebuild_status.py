@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 from broker.http.context import SERVICES
-from broker.redis_conn import keys_for
 from broker.rebuild import channel_of_meta_key
+from broker.redis_conn import keys_for
 from broker.status import collect_status
 from tests.conftest import REPO_ROOT, process_env
 from tests.workers.harness import wait_drained

@@ -1,7 +1,9 @@
 """Pure parts and the unread script, checked against naive versions."""
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from broker.conversation_records import (
     min_ms_of_version,
@@ -41,7 +43,7 @@ def test_last_msg_seqs():
         "2:g:x": 7,
     }
     for bad in ("bob:1", "bob:x:1", "bob:1:-1", "b@c:1:1x"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="channelId:type:seq"):
             parse_last_msg_seqs(bad, "alice")
 
 
