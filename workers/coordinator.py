@@ -8,6 +8,7 @@ its registry entry ages out; a stopped one hands them back at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -19,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from broker.keys import Keys
+from broker.metrics import LEASE_CHANGES, WORKER_LAG, WORKER_PENDING, WORKER_SHARDS
 from broker.settings import Settings
 from workers.dispatch import ShardConsumer
 from workers.fanout import Fanout
@@ -51,6 +53,10 @@ class Coordinator:
     def owned(self) -> set[int]:
         return set(self.consumers)
 
+    async def unowned_shards(self) -> int:
+        owners = await self.leases.owners(range(self.keys.shards))
+        return sum(1 for owner in owners.values() if not owner)
+
     async def run(self, stop: anyio.Event) -> None:
         """Work until ``stop`` is set, then hand everything back cleanly."""
         async with anyio.create_task_group() as tg:
@@ -78,6 +84,8 @@ class Coordinator:
         for shard in set(held) - kept:
             log.warning("lease of shard %d lost; stopping its consumer", shard)
             self.consumers.pop(shard).stop()
+            LEASE_CHANGES.labels("lost").inc()
+            _forget_gauges(shard)
         target = fair_share(self.keys.shards, live_workers)
         active = [s for s in sorted(self.owned) if s not in self.releasing]
         for shard in active[target:]:
@@ -90,12 +98,14 @@ class Coordinator:
                 if shard not in self.consumers and await self.leases.acquire(shard):
                     self._start(tg, shard)
         self.live.set_shards(self.owned - self.releasing)
+        WORKER_SHARDS.set(len(self.owned))
 
     def _start(self, tg: TaskGroup, shard: int) -> None:
         consumer = ShardConsumer(
             self.redis, self.keys, shard, self.worker_id, self.fanout.process
         )
         self.consumers[shard] = consumer
+        LEASE_CHANGES.labels("acquired").inc()
         log.info("took shard %d", shard)
         tg.start_soon(consumer.run)
 
@@ -106,12 +116,14 @@ class Coordinator:
             await consumer.done.wait()
         try:
             await self.leases.release(shard)
+            LEASE_CHANGES.labels("released").inc()
             log.info("handed back shard %d", shard)
         except (RedisError, OSError) as exc:
             log.warning("could not hand back shard %d (it will expire): %s", shard, exc)
         finally:
             self.consumers.pop(shard, None)
             self.releasing.discard(shard)
+            _forget_gauges(shard)
 
     async def _hand_back_all(self) -> None:
         self.live.set_shards(set())
@@ -127,3 +139,10 @@ class Coordinator:
                 await self.leases.unregister()
             except (RedisError, OSError) as exc:
                 log.warning("could not unregister: %s", exc)
+
+
+def _forget_gauges(shard: int) -> None:
+    """A shard is reported by its current owner only."""
+    for gauge in (WORKER_LAG, WORKER_PENDING):
+        with contextlib.suppress(KeyError):
+            gauge.remove(str(shard))

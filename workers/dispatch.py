@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from broker.keys import Keys
+from broker.metrics import REDIS_ERRORS, WORKER_ENTRIES, WORKER_LAG, WORKER_PENDING
 from workers.fanout import DispatchEntry, parse_entry
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,9 @@ class ShardConsumer:
                 except Exception as exc:
                     if self.stopping():
                         break
-                    if not isinstance(exc, RedisError | OSError):
+                    if isinstance(exc, RedisError | OSError):
+                        REDIS_ERRORS.labels("worker").inc()
+                    else:
                         log.exception("shard %d: unexpected error", self.shard)
                     if is_nogroup(exc):
                         log.warning(
@@ -176,6 +179,7 @@ class ShardConsumer:
             if entries:
                 await self.process(entries)
             await self.redis.xack(self.stream, GROUP, *ids)
+        WORKER_ENTRIES.labels(str(self.shard)).inc(len(ids))
         self._last_acked = ids[-1]
 
     async def _trim(self, *, force: bool = False) -> None:
@@ -186,11 +190,14 @@ class ShardConsumer:
             return
         self._last_trim = now
         summary = await self.redis.xpending(self.stream, GROUP)
+        WORKER_PENDING.labels(str(self.shard)).set(int(summary["pending"]))
         if summary["pending"]:
             min_id = _text(summary["min"])
         else:
             min_id = next_id(self._last_acked)
         await self.redis.xtrim(self.stream, minid=min_id, approximate=False)
+        unread = int(await self.redis.xlen(self.stream)) - int(summary["pending"])
+        WORKER_LAG.labels(str(self.shard)).set(max(unread, 0))
         self._last_acked = None
 
 

@@ -6,6 +6,8 @@ import logging
 
 import anyio
 
+from broker.health import lease_check
+from broker.ops import worker_ops
 from broker.redis_conn import check_deployment, connect, keys_for
 from broker.runtime import wait_for_shutdown_signal
 from broker.settings import Settings
@@ -23,16 +25,22 @@ async def run_worker(settings: Settings) -> None:
         coordinator = Coordinator(redis, keys, settings)
         log.info("worker %s started; %d shards", coordinator.worker_id, keys.shards)
         stop = anyio.Event()
+        async with worker_ops(settings.worker_metrics_addr, redis) as readiness:
+            readiness.add(
+                "leases",
+                lease_check(lambda: len(coordinator.owned), coordinator.unowned_shards),
+            )
 
-        async def stop_on_signal() -> None:
-            signum = await wait_for_shutdown_signal()
-            log.info("received %s; worker stopping", signum.name)
-            stop.set()
+            async def stop_on_signal() -> None:
+                signum = await wait_for_shutdown_signal()
+                log.info("received %s; worker stopping", signum.name)
+                await readiness.start_draining()
+                stop.set()
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(stop_on_signal)
-            await coordinator.run(stop)
-            tg.cancel_scope.cancel()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(stop_on_signal)
+                await coordinator.run(stop)
+                tg.cancel_scope.cancel()
         log.info("worker %s stopped", coordinator.worker_id)
     finally:
         await redis.aclose()
