@@ -17,13 +17,20 @@ log = logging.getLogger(__name__)
 
 
 async def run_worker(settings: Settings) -> None:
-    # Blocking reads wait up to 5 s; the socket timeout must be longer.
-    redis = connect(settings.redis_url, timeout=30.0)
+    # Blocking reads wait up to 5 s; the socket timeout must be longer. Each owned
+    # shard keeps one connection in a blocking read.
+    redis = connect(
+        settings.redis_url, timeout=30.0, max_connections=settings.shards + 64
+    )
     try:
         keys = keys_for(settings)
         await check_deployment(redis, keys)
         coordinator = Coordinator(redis, keys, settings)
-        log.info("worker %s started; %d shards", coordinator.worker_id, keys.shards)
+        log.info(
+            "worker %s connected to redis; %d shards",
+            coordinator.worker_id,
+            keys.shards,
+        )
         stop = anyio.Event()
         async with worker_ops(settings.worker_metrics_addr, redis) as readiness:
             readiness.add(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 import anyio
+import pytest
 
 from broker.channels import person_channel_id
 from broker.conversations import ConversationService
@@ -17,6 +19,10 @@ from broker.settings import Settings
 from tests.conftest import REPO_ROOT, process_env
 
 GROUP = b"fanout"
+# Long runs need `JINDOU_SLOW=1 pytest -m slow` (the suite's convention).
+SLOW_ONLY = pytest.mark.skipif(
+    os.environ.get("JINDOU_SLOW") != "1", reason="long run: JINDOU_SLOW=1 -m slow"
+)
 
 
 class Workers:

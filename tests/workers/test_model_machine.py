@@ -16,7 +16,7 @@ from broker.messages import http_sender
 from broker.protocol import Header, SendRequest
 from broker.redis_conn import keys_for
 from broker.services import close_services, open_services
-from tests.workers.harness import wait_drained
+from tests.workers.harness import SLOW_ONLY, wait_drained
 from tests.workers.model import Model, Sent
 from tests.workers.traffic import check_against_model
 
@@ -208,14 +208,14 @@ def run_machine(settings, workers, examples: int, steps: int):
     env = Env(settings, workers)
     ConversationMachine.env = env
     try:
-        machine = hsettings(
+        test_case = ConversationMachine.TestCase
+        test_case.settings = hsettings(
             max_examples=examples,
             stateful_step_count=steps,
             deadline=None,
             suppress_health_check=list(HealthCheck),
-            derandomize=False,
-        )(ConversationMachine)
-        machine.TestCase().runTest()
+        )
+        test_case().runTest()
     finally:
         env.close()
 
@@ -226,6 +226,7 @@ def test_conversation_model(settings, workers):
 
 
 @pytest.mark.slow
+@SLOW_ONLY
 @pytest.mark.timeout(1800)
 def test_conversation_model_long(settings, workers):
     run_machine(settings, workers, examples=200, steps=40)

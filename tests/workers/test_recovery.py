@@ -1,6 +1,7 @@
 """kill -9 workers during a run: nothing lost, nothing counted twice (R2)."""
 
 import re
+import signal
 import time
 
 import anyio
@@ -8,7 +9,7 @@ import pytest
 
 from broker.http.context import SERVICES
 from broker.redis_conn import keys_for
-from tests.workers.harness import wait_drained
+from tests.workers.harness import SLOW_ONLY, wait_drained
 from tests.workers.model import Model
 from tests.workers.traffic import Traffic, check_against_model
 
@@ -32,24 +33,36 @@ async def _last_ms(redis, keys, ch) -> int:
     return int(await redis.hget(meta, "last_ms"))
 
 
-async def busy_worker(redis, settings, workers, wait: float = 1.0):
-    """A live worker holding unacknowledged entries right now (kill it mid-batch),
-    else any live worker."""
+async def pending_of(redis, settings, pid: int) -> int:
     keys = keys_for(settings)
-    by_pid = {str(p.pid): p for p in workers.alive}
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        for shard in range(settings.shards):
-            try:
-                summary = await redis.xpending(keys.dispatch(shard), "fanout")
-            except Exception:
-                continue
-            for consumer in summary["consumers"]:
-                pid = consumer["name"].decode().split("-")[-2]
-                if pid in by_pid and int(consumer["pending"]) > 0:
-                    return by_pid[pid]
-        await anyio.sleep(0)
-    return workers.alive[0]
+    total = 0
+    for shard in range(settings.shards):
+        try:
+            summary = await redis.xpending(keys.dispatch(shard), "fanout")
+        except Exception:
+            continue
+        for consumer in summary["consumers"]:
+            if consumer["name"].decode().split("-")[-2] == str(pid):
+                total += int(consumer["pending"])
+    return total
+
+
+async def kill_mid_batch(redis, settings, workers, tries: int = 200):
+    """SIGKILL a worker while it holds unacknowledged entries: freeze one
+    (SIGSTOP), look at its pending entries, kill it if it has some, else let it go
+    on and try again. Returns the pid killed."""
+    for i in range(tries):
+        victim = workers.alive[i % len(workers.alive)]
+        victim.send_signal(signal.SIGSTOP)
+        try:
+            if await pending_of(redis, settings, victim.pid) > 0 or i == tries - 1:
+                workers.kill(victim)
+                return victim.pid
+        finally:
+            if victim.poll() is None:
+                victim.send_signal(signal.SIGCONT)
+        await anyio.sleep(0.01)
+    raise AssertionError("unreachable")
 
 
 async def run_with_kills(api, redis, settings, workers, messages: int):
@@ -64,9 +77,7 @@ async def run_with_kills(api, redis, settings, workers, messages: int):
 
     async def on_progress(n: int) -> None:
         if n in kill_at:
-            victim = await busy_worker(redis, settings, workers)
-            workers.kill(victim)
-            killed.append(victim.pid)
+            killed.append(await kill_mid_batch(redis, settings, workers))
             workers.start()  # the supervisor brings a new one
 
     await traffic.run(messages, concurrency=8, on_progress=on_progress)
@@ -89,6 +100,7 @@ async def test_kill_workers_during_run(api, redis, settings, workers):
 
 
 @pytest.mark.slow
+@SLOW_ONLY
 @pytest.mark.timeout(600)
 async def test_kill_workers_during_20000_messages(api, redis, settings, workers):
     took = await run_with_kills(api, redis, settings, workers, messages=20_000)
