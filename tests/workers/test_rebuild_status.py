@@ -2,6 +2,9 @@
 
 import subprocess
 import sys
+import time
+
+import anyio
 
 from broker.http.context import SERVICES
 from broker.rebuild import channel_of_meta_key
@@ -117,3 +120,8 @@ async def test_status_shows_owner_lag_and_pending(api, redis, settings, workers)
     assert "fan-out lag: 0 entries" in out
     assert "workers: 1 live" in out
     assert report.workers[0][0] in out
+    # Acknowledged dispatch entries are trimmed (at the latest after an idle read).
+    deadline = time.monotonic() + 12
+    while sum(s.length for s in (await collect_status(redis, keys, settings)).shards):
+        assert time.monotonic() < deadline, "acknowledged entries were not trimmed"
+        await anyio.sleep(0.1)
