@@ -131,10 +131,7 @@ class ConversationService:
         uid = check_uid(req.uid)
         if req.version < 0 or req.msg_count < 0 or req.page < 0 or req.page_size < 0:
             raise bad_request("version, msg_count, page and page_size must be >= 0")
-        if req.msg_count > MAX_MSG_COUNT:
-            raise bad_request(f"msg_count must be at most {MAX_MSG_COUNT}")
-        if req.page_size > MAX_PAGE_SIZE:
-            raise bad_request(f"page_size must be at most {MAX_PAGE_SIZE}")
+        msg_count = min(req.msg_count, MAX_MSG_COUNT)  # capped, as v2 caps page_size
         try:
             given = parse_last_msg_seqs(req.last_msg_seqs, uid)
         except (ValueError, InvalidId) as exc:
@@ -152,18 +149,18 @@ class ConversationService:
         ]
         views.sort(key=lambda v: (-v.activity_ms, v.field))
         if req.page >= 1:
-            size = req.page_size or DEFAULT_PAGE_SIZE
+            size = min(req.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
             views = views[(req.page - 1) * size : req.page * size]
         return await self._render(
-            uid, views, req.msg_count, given, only_unread=bool(req.only_unread)
+            uid, views, msg_count, given, only_unread=bool(req.only_unread)
         )
 
     async def sync_by_channels(
         self, req: SyncByChannelsRequest, caller_uid: str | None
     ) -> list[Conversation]:
         uid = check_uid(req.uid)
-        if not 0 <= req.msg_count <= MAX_MSG_COUNT:
-            raise bad_request(f"msg_count must be between 0 and {MAX_MSG_COUNT}")
+        if req.msg_count < 0:
+            raise bad_request("msg_count must be >= 0")
         if len(req.channels) > MAX_CHANNELS:
             raise bad_request(f"at most {MAX_CHANNELS} channels per request")
         refs = [self._ref(uid, c) for c in req.channels]
@@ -171,7 +168,8 @@ class ConversationService:
             for ref in refs:
                 await self.check_member(caller_uid, ref)
         views = await self._views(uid, only=refs)
-        return await self._render(uid, views, req.msg_count, {}, only_unread=False)
+        msg_count = min(req.msg_count, MAX_MSG_COUNT)
+        return await self._render(uid, views, msg_count, {}, only_unread=False)
 
     async def channels(self, uid: str) -> list[ConversationChannel]:
         fields = await self.redis.hkeys(self.keys.conversations(check_uid(uid)))

@@ -92,10 +92,13 @@ class Coordinator:
             self.releasing.add(shard)
             tg.start_soon(self._hand_back, shard)
         if len(active) < target:
+            owners = await self.leases.owners(self._order)
             for shard in self._order:
                 if len(self.owned) - len(self.releasing) >= target:
                     break
-                if shard not in self.consumers and await self.leases.acquire(shard):
+                if owners[shard] or shard in self.consumers:
+                    continue
+                if await self.leases.acquire(shard):
                     self._start(tg, shard)
         self.live.set_shards(self.owned - self.releasing)
         WORKER_SHARDS.set(len(self.owned))
