@@ -108,3 +108,30 @@ async def test_kill_workers_during_20000_messages(api, redis, settings, workers)
     total = time.monotonic() - start
     print(f"20000 messages, 3 kills: {total:.1f}s; drained {took:.1f}s after the end")
     assert took <= 30
+
+
+async def test_sigterm_mid_traffic_acks_its_batch_and_loses_nothing(
+    api, redis, settings, workers
+):
+    keys = keys_for(settings)
+    model = Model()
+    traffic = Traffic(api, redis, settings, model, seed=11)
+    await traffic.setup(users=20, pairs=15, groups=5)
+    first = workers.start()
+    workers.start()
+    deadline = time.monotonic() + 20
+    while await redis.zcard(keys.workers) < 2:  # both running, signal handlers set
+        assert time.monotonic() < deadline
+        await anyio.sleep(0.05)
+    stopped = {}
+
+    async def on_progress(n: int) -> None:
+        if n == 300:
+            first.send_signal(signal.SIGTERM)
+            stopped["code"] = await anyio.to_thread.run_sync(first.wait, 20)
+            stopped["pending"] = await pending_of(redis, settings, first.pid)
+
+    await traffic.run(800, on_progress=on_progress)
+    assert stopped == {"code": 0, "pending": 0}  # finished and acked, then left
+    await wait_drained(redis, settings, workers=workers)
+    assert await check_against_model(api.app[SERVICES], redis, keys, model) == []
