@@ -10,7 +10,7 @@ from broker.http.context import SERVICES
 from broker.messages import http_sender
 from broker.protocol import Delivery, Header, SendRequest
 from broker.redis_conn import keys_for
-from tests.workers.harness import join, wait_drained
+from tests.workers.harness import join, leave, wait_drained
 
 
 class FakeNode:
@@ -150,3 +150,32 @@ async def test_dead_node_connections_are_ignored(api, redis, settings, workers):
         await wait_drained(redis, settings)
         tg.cancel_scope.cancel()
     assert [f.uids for f in node.frames] == [["a"]]
+
+
+async def test_member_cache_follows_membership_changes(api, redis, settings, workers):
+    await join(redis, settings, "club", ["a", "b"])
+    node = FakeNode(redis, settings)
+    await node.register(["a", "b", "c"])
+    workers.start()
+
+    async def send_and_wait(n):
+        await api.post(
+            "/message/send",
+            {
+                "from_uid": "a",
+                "channel_id": "club",
+                "channel_type": 2,
+                "payload": "eA==",
+            },
+        )
+        await node.wait_frames(lambda f: len(f) >= n)
+
+    async with anyio.create_task_group() as tg:
+        await tg.start(node.listen)
+        await send_and_wait(1)
+        await join(redis, settings, "club", ["c"])  # members_ver moves
+        await send_and_wait(2)
+        await leave(redis, settings, "club", ["b"])
+        await send_and_wait(3)
+        tg.cancel_scope.cancel()
+    assert [f.uids for f in node.frames] == [["a", "b"], ["a", "b", "c"], ["a", "c"]]
