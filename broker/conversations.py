@@ -25,7 +25,7 @@ from broker.channels import (
     person_parties,
     storage_channel_id,
 )
-from broker.conversation_records import (
+from broker.conversation_rules import (
     ConvRecord,
     conv_field,
     has_conversations,

@@ -18,7 +18,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from broker.channels import SYSTEM_UID, ChannelType
-from broker.conversation_records import has_conversations, is_large
+from broker.conversation_rules import has_conversations, is_large
 from broker.conversation_scripts import ConversationScripts
 from broker.keys import Keys
 from broker.redis_conn import connect, keys_for

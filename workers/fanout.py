@@ -18,7 +18,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from broker.channels import SYSTEM_UID
-from broker.conversation_records import (
+from broker.conversation_rules import (
     conv_field,
     has_conversations,
     is_large,

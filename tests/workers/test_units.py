@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from broker.conversation_records import (
+from broker.conversation_rules import (
     min_ms_of_version,
     parse_last_msg_seqs,
     parse_record,
