@@ -247,3 +247,28 @@ async def test_payload_is_base64_in_recents(api, redis, settings, workers):
     await wait_drained(redis, settings)
     conv = (await conversations(api, "b"))["a"]
     assert conv["recents"][0]["payload"] == b64("héllo")
+
+
+async def test_membership_endpoints_drive_conversations(api, redis, settings, workers):
+    """The real membership path (issue 3's endpoints) with the real worker."""
+    workers.start()
+    await send(api, "a", "team", 2, "before")
+    status, body = await api.post(
+        "/channel/subscriber_add",
+        {"channel_id": "team", "channel_type": 2, "subscribers": ["a", "b"]},
+    )
+    assert status == 200, body
+    await send(api, "a", "team", 2, "hello", red_dot=1)
+    await wait_drained(redis, settings)
+    conv = (await conversations(api, "b"))["team"]
+    assert conv["unread"] == 1  # joined at seq 1: only the later message counts
+    assert conv["last_msg_seq"] == 2
+    status, body = await api.post(
+        "/channel/subscriber_remove",
+        {"channel_id": "team", "channel_type": 2, "subscribers": ["b"]},
+    )
+    assert status == 200, body
+    await send(api, "a", "team", 2, "after", red_dot=1)
+    await wait_drained(redis, settings)
+    assert "team" not in await conversations(api, "b")
+    assert (await conversations(api, "a"))["team"]["unread"] == 0
