@@ -86,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="re-send at most this many (oldest first)",
     )
+    sub.add_parser(
+        "rebuild-conversations",
+        help="recompute every user's conversation data from the channel logs",
+        description="Recompute conversation activity, own_last_seq and missing "
+        "records from channel logs and membership (safe while workers run).",
+    )
     return parser
 
 
@@ -167,5 +173,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from workers.webhook_admin import print_replay
 
         run(lambda: print_replay(settings, limit=args.limit), use_uvloop=False)
+        return EXIT_OK
+    if args.command == "rebuild-conversations":
+        from broker.rebuild import run_rebuild
+
+        run(lambda: run_rebuild(settings), use_uvloop=False)
         return EXIT_OK
     raise AssertionError(args.command)  # pragma: no cover
