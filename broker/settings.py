@@ -55,6 +55,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_reclaim_after: float = 15.0
     webhook_compress_over: int = 1000
     webhook_dedupe_ttl: int = 300
+    # False: this worker does not send webhooks (others do; e.g. dedicated egress).
+    webhook_sender: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.shards <= 16384:

@@ -61,9 +61,13 @@ def consumer_name() -> str:
 async def run_webhook_sender(
     settings: Settings, redis: Redis, *, consumer: str | None = None
 ) -> None:
-    """Run until cancelled. Does nothing when ``JINDOU_WEBHOOK_URL`` is not set."""
+    """Run until cancelled. Does nothing when ``JINDOU_WEBHOOK_URL`` is not set or
+    ``JINDOU_WEBHOOK_SENDER`` is off."""
     if not settings.webhook_url:
         log.info("JINDOU_WEBHOOK_URL is not set; webhooks are off")
+        return
+    if not settings.webhook_sender:
+        log.info("JINDOU_WEBHOOK_SENDER=0: this worker does not send webhooks")
         return
     if not settings.webhook_secret:
         log.warning("JINDOU_WEBHOOK_SECRET is not set; webhooks are sent unsigned")

@@ -24,7 +24,7 @@ from broker.redis_conn import keys_for
 from tests.conftest import REPO_ROOT, process_env
 from workers.webhook_batches import plan_jobs, uncompress_to_uids
 from workers.webhook_store import GROUP, WebhookStore, parse_entries
-from workers.webhooks import now_ms
+from workers.webhooks import now_ms, run_webhook_sender
 
 
 async def drained(redis, settings) -> bool:
@@ -344,3 +344,16 @@ async def test_an_outage_longer_than_the_retry_schedule_loses_nothing(
     # 20 failures in a row, then about one probe per 20 ms for 0.7 s, not 300 x 4.
     assert requests_during_outage < 100
     assert all(h.signature_ok for h in receiver.hits)
+
+
+async def test_sender_off_when_disabled_or_without_url(settings, redis, receiver):
+    await enqueue(redis, settings, [offline_event(1)])
+    keys = keys_for(settings)
+    for off in (
+        fast_settings(settings, f"{receiver.url}/hook", webhook_sender=False),
+        fast_settings(settings, ""),
+    ):
+        with anyio.fail_after(2):
+            await run_webhook_sender(off, redis)  # returns at once
+    assert await redis.xlen(keys.webhook_outbox) == 1
+    assert receiver.hits == []
