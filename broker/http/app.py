@@ -14,15 +14,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker.errors import ApiError
-from broker.http import routes_message
+from broker.http import routes_message, routes_presence
 from broker.http.context import SERVICES
 from broker.http.routing import Route, bind, error_response
-from broker.services import close_services, open_services
+from broker.services import Services, close_services, open_services
 from broker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ROUTES: list[Route] = [*routes_message.ROUTES]
+ROUTES: list[Route] = [*routes_message.ROUTES, *routes_presence.ROUTES]
 
 _UNAVAILABLE = (
     RedisConnectionError,
@@ -63,7 +63,9 @@ async def errors_as_json(
         return error_response(500, "internal error")
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, services: Services | None = None) -> web.Application:
+    """The HTTP API. With ``services`` given (``jindou api``, shared with the
+    gateway) the caller opens, renews and closes them; otherwise the app does."""
     app = web.Application(
         middlewares=[errors_as_json], client_max_size=settings.max_body
     )
@@ -76,6 +78,10 @@ def create_app(settings: Settings) -> web.Application:
         app.router.add_route(
             route.method, route.path, bind(route, settings.manager_token, check_user)
         )
+
+    if services is not None:
+        app[SERVICES] = services
+        return app
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         services = await open_services(settings)

@@ -1,0 +1,96 @@
+"""Presence in Redis (design-notes "Users"): node heartbeats and connections.
+
+``jd:nodes`` zset: node id → last heartbeat (ms). ``jd:{u:<uid>}:conns`` hash:
+connection id → ``<node_id>:<device_flag>:<device_level>``. A node whose heartbeat is
+older than ``STALE_BEATS`` intervals is dead: its connections do not count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from broker.keys import Keys
+
+STALE_BEATS = 3
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnRecord:
+    conn_id: str
+    node_id: str
+    device_flag: int
+    device_level: int
+
+    def encode(self) -> str:
+        return f"{self.node_id}:{self.device_flag}:{self.device_level}"
+
+
+def parse_conn(conn_id: str, value: str) -> ConnRecord | None:
+    """Parse a conns hash value; None if it is not ``node:flag:level``."""
+    node_id, _, rest = value.rpartition(":")
+    node_id, _, flag = node_id.rpartition(":")
+    try:
+        return ConnRecord(conn_id, node_id, int(flag), int(rest))
+    except ValueError:
+        return None
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Presence:
+    def __init__(self, redis: Redis, keys: Keys, heartbeat_ms: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.heartbeat_ms = heartbeat_ms
+
+    async def beat(self, node_id: str) -> None:
+        await self.redis.zadd(self.keys.nodes, {node_id: now_ms()})
+
+    async def leave(self, node_id: str) -> None:
+        await self.redis.zrem(self.keys.nodes, node_id)
+
+    async def register(self, uid: str, record: ConnRecord) -> None:
+        await self.redis.hset(
+            self.keys.connections(uid), record.conn_id, record.encode()
+        )
+
+    async def unregister(self, uid: str, conn_id: str) -> None:
+        await self.redis.hdel(self.keys.connections(uid), conn_id)
+
+    async def live_nodes(self) -> set[str]:
+        oldest = now_ms() - STALE_BEATS * self.heartbeat_ms
+        members = await self.redis.zrangebyscore(self.keys.nodes, oldest, "+inf")
+        return {_text(m) for m in members}
+
+    async def connections(
+        self, uids: Sequence[str]
+    ) -> list[tuple[str, list[ConnRecord]]]:
+        """Each uid's connections on live nodes, in the order of ``uids``."""
+        if not uids:
+            return []
+        live = await self.live_nodes()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for uid in uids:
+                pipe.hgetall(self.keys.connections(uid))  # type: ignore[unused-awaitable]
+            replies = await pipe.execute()
+        out: list[tuple[str, list[ConnRecord]]] = []
+        for uid, reply in zip(uids, replies, strict=True):
+            records = [
+                record
+                for field, value in reply.items()
+                if (record := parse_conn(_text(field), _text(value))) is not None
+                and record.node_id in live
+            ]
+            out.append((uid, sorted(records, key=lambda r: r.conn_id)))
+        return out

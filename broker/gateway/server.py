@@ -1,0 +1,94 @@
+"""The gateway of one api node: the WebSocket endpoint (any path), the node's
+heartbeat and its pub/sub subscriber, over the process's shared Services."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from broker.gateway.hub import Hub
+from broker.gateway.presence import Presence
+from broker.gateway.session import CloseCode, GatewayContext, Session
+from broker.gateway.subscriber import NodeSubscriber
+from broker.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.hub = Hub()
+        self.presence = Presence(
+            services.redis, services.keys, self.settings.node_heartbeat_ms
+        )
+        self.subscriber = NodeSubscriber(
+            self.settings.redis_url, services.keys, services.node_id, self.hub
+        )
+        self.ctx = GatewayContext(
+            services=services,
+            settings=self.settings,
+            hub=self.hub,
+            presence=self.presence,
+            node_number=lambda: services.lease.number,
+        )
+        self.sessions: set[Session] = set()
+
+    async def run(self) -> None:
+        """Heartbeat and subscription until cancelled; then leave the node set."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.subscriber.run)
+                tg.start_soon(self._heartbeat)
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.presence.leave(self.services.node_id)
+                except RedisError:
+                    log.warning("could not remove node %s", self.services.node_id)
+
+    async def _heartbeat(self) -> None:
+        interval = self.settings.node_heartbeat_ms / 1000
+        while True:
+            try:
+                await self.presence.beat(self.services.node_id)
+            except RedisError:
+                log.warning("node heartbeat failed; redis unavailable")
+            await anyio.sleep(interval)
+
+    async def ready(self) -> None:
+        """Wait until the node is subscribed (deliveries can reach it)."""
+        await self.subscriber.subscribed.wait()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(
+            max_msg_size=self.settings.ws_max_frame,
+            timeout=2.0,
+            autoping=True,
+        )
+        await ws.prepare(request)
+        session = Session(ws, self.ctx, request.transport)
+        self.sessions.add(session)
+        try:
+            await session.serve()
+        finally:
+            self.sessions.discard(session)
+        return ws
+
+    def close_all(self, code: int = CloseCode.GOING_AWAY) -> None:
+        for session in list(self.sessions):
+            session.finish(code, "server shutting down")
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
+def create_gateway_app(gateway: Gateway) -> web.Application:
+    app = web.Application()
+    app[GATEWAY] = gateway
+    app.router.add_route("GET", "/{tail:.*}", gateway.handle)
+    return app

@@ -1,0 +1,89 @@
+"""A stand-in for the fan-out worker (issue 4), used only by the gateway tests.
+
+It does what the seam in docs/design-notes.md says a worker does for live delivery
+and nothing else: read each dispatch entry (XRANGE, no consumer group), find the
+recipients (person: both parties; otherwise the channel's members), group their
+connections by node from the conns registry, and PUBLISH one ``Delivery`` per node on
+``jd:node:<id>``. Transient and command messages come from the shard live channels.
+"""
+
+from __future__ import annotations
+
+import anyio
+import msgspec
+
+from broker.channels import ChannelType, person_parties
+from broker.gateway.presence import Presence
+from broker.keys import Keys
+from broker.protocol import Delivery, LiveMessage, StoredMessage
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_message = msgspec.msgpack.Decoder(StoredMessage).decode
+_decode_live = msgspec.msgpack.Decoder(LiveMessage).decode
+
+
+class FanoutHelper:
+    def __init__(self, redis, keys: Keys, heartbeat_ms: int = 2000) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.presence = Presence(redis, keys, heartbeat_ms)
+        self.cursor = dict.fromkeys(range(keys.shards), "0-0")
+        self.published = 0
+
+    async def recipients(self, message: StoredMessage) -> list[str]:
+        if message.channel_type == ChannelType.PERSON:
+            return list(person_parties(message.channel_id))
+        members = await self.redis.smembers(
+            self.keys.channel(message.channel_type, message.channel_id).members
+        )
+        return sorted(m.decode() for m in members)
+
+    async def deliver(
+        self, seq: int, message: StoredMessage, origin: str, uids=None
+    ) -> None:
+        uids = uids if uids is not None else await self.recipients(message)
+        by_node: dict[str, list[str]] = {}
+        for uid, records in await self.presence.connections(uids):
+            for node in {r.node_id for r in records}:
+                by_node.setdefault(node, []).append(uid)
+        for node, node_uids in by_node.items():
+            frame = Delivery(
+                uids=node_uids, seq=seq, message=message, origin_conn=origin
+            )
+            await self.redis.publish(self.keys.node_channel(node), _encode(frame))
+            self.published += 1
+
+    async def pump(self) -> int:
+        """Deliver every dispatch entry not yet seen; returns how many."""
+        count = 0
+        for shard, cursor in self.cursor.items():
+            entries = await self.redis.xrange(
+                self.keys.dispatch(shard), f"({cursor}", "+", count=1000
+            )
+            for entry_id, fields in entries:
+                self.cursor[shard] = entry_id.decode()
+                await self.deliver(
+                    int(fields[b"s"]),
+                    _decode_message(fields[b"m"]),
+                    fields[b"o"].decode(),
+                )
+                count += 1
+        return count
+
+    async def run(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(*(self.keys.live(s) for s in range(self.keys.shards)))
+        task_status.started()
+        try:
+            while True:
+                while (msg := await pubsub.get_message(timeout=0.005)) is not None:
+                    if msg["type"] == "message" or msg["type"] == b"message":
+                        live = _decode_live(msg["data"])
+                        await self.deliver(
+                            0, live.message, live.origin_conn, live.to_uids
+                        )
+                if not await self.pump():
+                    await anyio.sleep(0.005)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await pubsub.aclose()
