@@ -154,11 +154,10 @@ class Session:
             for message_id, entry in list(self.pending.items()):
                 if entry.due > now:
                     continue
-                if entry.attempts >= limit:
-                    del self.pending[message_id]
-                    continue
                 entry.attempts += 1
                 entry.due = now + base * 2**entry.attempts
+                if entry.attempts >= limit:
+                    del self.pending[message_id]  # last try; then sync by offset
                 self.push(entry.frame)
 
     # -- the connection's life ---------------------------------------------------------

@@ -1,0 +1,428 @@
+"""Raw-WebSocket tests of every method and of the connection rules."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import time
+
+import anyio
+import pytest
+from aiohttp import WSMsgType
+
+from broker.gateway.session import CloseCode
+from tests.gateway.conftest import RawClient
+
+
+def b64(value: object) -> str:
+    return base64.b64encode(json.dumps(value).encode()).decode()
+
+
+def send_params(channel_id: str, channel_type: int = 1, **extra) -> dict:
+    return {
+        "channelId": channel_id,
+        "channelType": channel_type,
+        "clientMsgNo": extra.pop("clientMsgNo", f"c{time.monotonic_ns()}"),
+        "payload": extra.pop("payload", b64({"type": 1, "content": "x"})),
+        "header": extra.pop("header", {"redDot": True}),
+        **extra,
+    }
+
+
+async def test_ping_answers_result_null(node):
+    alice = await node.login("alice")
+    for params in ({}, None):
+        reply = await alice.call("ping", params)
+        assert reply == {"jsonrpc": "2.0", "id": reply["id"], "result": None}
+    await alice.send_json({"id": "n", "method": "ping", "params": None})
+    assert await alice.next_frame() == {"jsonrpc": "2.0", "id": "n", "result": None}
+
+
+async def test_send_result_and_recv_shape(node, fanout, redis):
+    alice, bob = await node.login("alice"), await node.login("bob")
+    reply = await alice.call(
+        "send", send_params("bob", clientMsgNo="m1", fromUid="mallory")
+    )
+    result = reply["result"]
+    assert result["reasonCode"] == 1
+    assert result["messageSeq"] == 1
+    assert result["clientMsgNo"] == "m1"
+    assert result["persisted"] is True
+    assert isinstance(result["messageId"], str)
+    recv = (await bob.notification("recv"))["params"]
+    assert recv["header"] == {
+        "noPersist": False,
+        "redDot": True,
+        "syncOnce": False,
+        "dup": False,
+        "end": False,
+    }
+    assert recv["messageId"] == result["messageId"]
+    assert recv["messageSeq"] == 1
+    assert recv["fromUid"] == "alice"  # from the connection, never the frame
+    assert recv["channelId"] == "alice"
+    assert json.loads(base64.b64decode(recv["payload"])) == {"type": 1, "content": "x"}
+    assert abs(recv["timestamp"] - time.time()) < 5  # seconds
+    # The same client_msg_no again: the first result, nothing stored twice.
+    again = await alice.call("send", send_params("bob", clientMsgNo="m1"))
+    assert again["result"]["messageId"] == result["messageId"]
+    sync = await bob.call(
+        "channel.messagesync",
+        {"channel_id": "alice", "channel_type": 1, "limit": 10},
+    )
+    assert [m["message_seq"] for m in sync["result"]["messages"]] == [1]
+    assert sync["result"]["messages"][0]["from_uid"] == "alice"
+
+
+async def test_senders_other_devices_get_the_recv(node, fanout):
+    phone = await node.login("alice", device_flag=0)
+    desktop = await node.login("alice", device_flag=2)
+    bob = await node.login("bob")
+    reply = await desktop.call("send", send_params("bob"))
+    assert reply["result"]["reasonCode"] == 1
+    mine = (await phone.notification("recv"))["params"]
+    assert mine["channelId"] == "bob"  # the peer, seen from the sender's side
+    assert mine["header"]["redDot"] is False  # own messages never raise unread
+    theirs = (await bob.notification("recv"))["params"]
+    assert theirs["channelId"] == "alice"
+    await anyio.sleep(0.3)
+    assert [n for n in desktop.notes if n["method"] == "recv"] == []
+
+
+async def test_command_and_transient_messages_are_live_only(node, fanout):
+    alice, bob = await node.login("alice"), await node.login("bob")
+    for header in ({"syncOnce": True}, {"noPersist": True}):
+        reply = await alice.call("send", send_params("bob", header=header))
+        assert reply["result"]["reasonCode"] == 1
+        assert reply["result"]["messageSeq"] == 0
+        assert reply["result"]["persisted"] is False
+        recv = (await bob.notification("recv"))["params"]
+        assert recv["messageSeq"] == 0
+        assert recv["header"]["syncOnce"] is header.get("syncOnce", False)
+    sync = await bob.call(
+        "channel.messagesync", {"channel_id": "alice", "channel_type": 1, "limit": 10}
+    )
+    assert sync["result"]["messages"] == []
+
+
+async def test_send_refusals_carry_reason_codes(node, redis):
+    alice = await node.login("alice")
+    bad64 = await alice.call("send", send_params("bob", payload="%%%not base64"))
+    assert bad64["result"]["reasonCode"] == 9
+    kind = await alice.call("send", send_params("bob", channel_type=77))
+    assert kind["result"]["reasonCode"] == 23
+    keys = node.services.keys
+    await redis.hset(keys.channel(2, "closed").meta, "ban", "1")
+    await redis.sadd(keys.channel(2, "closed").members, "alice")
+    banned = await alice.call("send", send_params("closed", channel_type=2))
+    assert banned["result"]["reasonCode"] == 19
+    empty = await alice.call("send", send_params("bob", payload=""))
+    assert empty["result"]["reasonCode"] == 11
+    assert "payload" in empty["result"]["reason"]
+    assert await redis.exists(keys.channel(2, "closed").log) == 0
+
+
+async def test_send_rate_limit_gives_reason_22(node_settings, redis):
+    from tests.gateway.conftest import gateway_settings, start_node
+
+    settings = gateway_settings(node_settings, ws_send_rate=5.0, ws_send_burst=10)
+    async for node in start_node(settings):
+        alice = await node.login("alice")
+        codes = []
+        for i in range(40):
+            reply = await alice.call("send", send_params("bob", clientMsgNo=f"r{i}"))
+            codes.append(reply["result"]["reasonCode"])
+        accepted = codes.count(1)
+        assert 10 <= accepted <= 13, codes
+        assert set(codes) == {1, 22}
+        head = await redis.hget(
+            node.services.keys.channel(1, "alice@bob").meta, "seq"
+        ) or await redis.hget(node.services.keys.channel(1, "bob@alice").meta, "seq")
+        assert int(head) == accepted
+
+
+async def test_unacked_messages_are_resent_with_backoff_then_given_up(
+    node_settings, redis
+):
+    from tests.gateway.conftest import gateway_settings, start_node
+    from tests.gateway.fanout import FanoutHelper
+
+    settings = gateway_settings(node_settings, ws_retry_ms=100)
+    async for node in start_node(settings):
+        helper = FanoutHelper(redis, node.services.keys, 500)
+        alice, bob = await node.login("alice"), await node.login("bob")
+        sent = await alice.call("send", send_params("bob"))
+        message_id = sent["result"]["messageId"]
+        await helper.pump()
+        arrivals = []
+        with anyio.move_on_after(4.5):
+            while True:
+                recv = await bob.notification("recv", timeout=5)
+                assert recv["params"]["messageId"] == message_id
+                arrivals.append(time.monotonic())
+        # The delivery and 5 re-sends after 0.1, 0.2, 0.4, 0.8, 1.6 s: back-off.
+        assert len(arrivals) == 6
+        gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+        assert gaps[-1] > 2.5 * gaps[0], gaps
+        session = next(s for s in node.gateway.sessions if s.uid == "bob")
+        assert session.pending == {}
+
+
+async def test_recvack_stops_resending(node, fanout):
+    alice, bob = await node.login("alice"), await node.login("bob")
+    await alice.call("send", send_params("bob"))
+    recv = (await bob.notification("recv"))["params"]
+    await bob.send_json(
+        {
+            "method": "recvack",
+            "params": {
+                "header": recv["header"],
+                "messageId": recv["messageId"],
+                "messageSeq": recv["messageSeq"],
+            },
+        }
+    )
+    with anyio.move_on_after(1.5):
+        await bob.notification("recv", timeout=2)
+        pytest.fail("an acknowledged message was sent again")
+
+
+async def test_disconnect_request_closes_normally(node):
+    alice = await node.login("alice")
+    reply = await alice.call("disconnect", {"reasonCode": 0})
+    assert reply["result"] is None
+    assert await alice.closed() == CloseCode.NORMAL
+    with anyio.fail_after(2):
+        while await node.services.redis.hlen(node.services.keys.connections("alice")):
+            await anyio.sleep(0.02)
+
+
+async def test_messagesync_checks_the_reader(node, redis):
+    keys = node.services.keys
+    mallory = await node.login("mallory")
+    other = await mallory.call(
+        "channel.messagesync",
+        {"channel_id": "alice@bob", "channel_type": 1, "limit": 10},
+    )
+    assert other["error"]["code"] == 403
+    group = await mallory.call(
+        "channel.messagesync", {"channel_id": "g9", "channel_type": 2, "limit": 10}
+    )
+    assert group["error"]["code"] == 403
+    await redis.sadd(keys.channel(2, "g9").members, "mallory")
+    group = await mallory.call(
+        "channel.messagesync", {"channel_id": "g9", "channel_type": 2, "limit": 10}
+    )
+    assert group["result"]["messages"] == []
+    bad = await mallory.call(
+        "channel.messagesync", {"channel_id": "g9", "channel_type": 2, "limit": -1}
+    )
+    assert bad["error"]["code"] == 400
+
+
+async def test_conversation_sync_is_reported_unavailable(node):
+    alice = await node.login("alice")
+    reply = await alice.call("conversation.sync", {"version": 0})
+    assert reply["error"]["code"] == -32601
+
+
+# -- malformed frames: an error frame (connection stays) or a close, never a crash ---
+ERROR_FRAMES = [
+    ("{not json", -32700),
+    ('{"id": ["x"], "method": "ping"}', -32600),
+    ('{"id": "1", "method": 7}', -32600),
+    ('{"jsonrpc": "1.0", "id": "1", "method": "ping"}', -32600),
+    ('{"id": "1", "method": "nope", "params": {}}', -32601),
+    ('{"id": "1", "method": "send", "params": {"channelId": 5}}', -32602),
+    ('{"id": "1", "method": "send", "params": []}', -32602),
+    ('{"id": "1", "method": "channel.messagesync", "params": {"limit": "x"}}', -32602),
+    ('{"id": "1", "method": "connect", "params": {"uid": "a"}}', -32600),
+    ("[1, 2, 3]", -32600),
+    ('"text"', -32600),
+    ("{" * 5000, -32700),
+]
+
+
+@pytest.mark.parametrize(("frame", "code"), ERROR_FRAMES)
+async def test_malformed_frame_gets_an_error_and_the_socket_stays(node, frame, code):
+    alice = await node.login("alice")
+    await alice.ws.send_str(frame)
+    reply = await alice.next_frame()
+    assert reply["error"]["code"] == code, reply
+    assert (await alice.call("ping"))["result"] is None
+
+
+async def test_recvack_with_bad_params_is_ignored(node):
+    alice = await node.login("alice")
+    await alice.send_json({"method": "recvack", "params": {"messageSeq": "x"}})
+    await alice.send_json({"method": "unknown.notification", "params": {}})
+    assert (await alice.call("ping"))["result"] is None
+
+
+async def test_binary_frames(node):
+    alice = await node.login("alice")
+    await alice.ws.send_bytes(b'{"id": "b", "method": "ping"}')
+    assert (await alice.next_frame())["result"] is None  # JSON in a binary frame
+    await alice.ws.send_bytes(b"\x30\x01\x02")  # WuKongIM's binary protocol
+    assert await alice.closed() == CloseCode.UNSUPPORTED_DATA
+
+
+async def test_oversized_frame_closes_1009(node):
+    alice = await node.login("alice")
+    limit = node.services.settings.ws_max_frame
+    await alice.ws.send_str(
+        '{"id":"1","method":"ping","params":{"x":"' + "a" * limit + '"}}'
+    )
+    assert await alice.closed() == CloseCode.TOO_BIG
+    assert (await (await node.login("alice")).call("ping"))["result"] is None
+
+
+async def test_invalid_utf8_closes(node):
+    alice = await node.login("alice")
+    await alice.ws._writer.send_frame(b'{"x":"\xff\xfe"}', WSMsgType.TEXT)
+    assert await alice.closed() in (1007, 1002)
+
+
+# -- authentication ---------------------------------------------------------------
+async def test_auth_failure_is_error_code_2_then_close(node):
+    await node.token("alice")
+    client = RawClient(await node.raw("/any/path"))
+    reply = await client.call(
+        "connect", {"uid": "alice", "token": "wrong", "deviceFlag": 2}
+    )
+    assert reply["error"]["code"] == 2
+    assert reply["error"]["message"] == "ReasonAuthFail"
+    assert await client.closed() == CloseCode.AUTH_FAILED
+    # A token is per device flag.
+    client = RawClient(await node.raw())
+    reply = await client.call(
+        "connect", {"uid": "alice", "token": "tok-alice-2", "deviceFlag": 1}
+    )
+    assert reply["error"]["code"] == 2
+
+
+async def test_first_frame_must_be_connect(node):
+    client = RawClient(await node.raw())
+    reply = await client.call("ping", {})
+    assert "error" in reply
+    assert await client.closed() == CloseCode.POLICY
+
+
+async def test_unauthenticated_socket_closed_after_2s(node):
+    started = time.monotonic()
+    client = RawClient(await node.raw())
+    code = await client.closed(timeout=5)
+    elapsed = time.monotonic() - started
+    assert code == CloseCode.AUTH_TIMEOUT
+    assert 1.8 <= elapsed <= 2.5, elapsed
+
+
+# -- device levels, kicks, device_quit, onlinestatus ----------------------------------
+async def test_master_login_kicks_other_devices_of_the_same_flag(node):
+    old = await node.login("alice", device_flag=1, device_id="web-a", level=1)
+    other_flag = await node.login("alice", device_flag=0, device_id="app", level=1)
+    await node.login("alice", device_flag=1, device_id="web-b", level=1)
+    note = await old.notification("disconnect")
+    assert note["params"]["reasonCode"] == 12
+    assert await old.closed() == CloseCode.KICKED
+    assert (await other_flag.call("ping"))["result"] is None
+
+
+async def test_slave_login_replaces_only_the_same_device_id(node):
+    first = await node.login("alice", device_flag=1, device_id="tab-1")
+    second = await node.login("alice", device_flag=1, device_id="tab-2")
+    await node.login("alice", device_flag=1, device_id="tab-1")
+    assert (await first.notification("disconnect"))["params"]["reasonCode"] == 12
+    assert await first.closed() == CloseCode.KICKED
+    assert (await second.call("ping"))["result"] is None
+
+
+async def test_device_quit_revokes_and_kicks(node):
+    web = await node.login("alice", device_flag=1)
+    app = await node.login("alice", device_flag=0)
+    status, body = await node.api.post(
+        "/user/device_quit", {"uid": "alice", "device_flag": 1}
+    )
+    assert (status, body) == (200, {"status": 200})
+    assert (await web.notification("disconnect"))["params"]["reasonCode"] == 12
+    assert await web.closed() == CloseCode.KICKED
+    assert (await app.call("ping"))["result"] is None
+    again = RawClient(await node.raw())
+    reply = await again.call(
+        "connect", {"uid": "alice", "token": "tok-alice-1", "deviceFlag": 1}
+    )
+    assert reply["error"]["code"] == 2
+    status, _ = await node.api.post(
+        "/user/device_quit", {"uid": "alice", "device_flag": -1}
+    )
+    assert status == 200
+    assert await app.closed() == CloseCode.KICKED
+    status, body = await node.api.post(
+        "/user/device_quit", {"uid": "", "device_flag": 1}
+    )
+    assert status == 400
+
+
+async def test_onlinestatus_lists_live_connections(node, redis):
+    status, body = await node.api.post("/user/onlinestatus", [])
+    assert (status, body) == (200, {"status": 200})
+    clients = [  # noqa: F841 - kept open
+        await node.login("alice", device_flag=0),
+        await node.login("alice", device_flag=2),
+        await node.login("bob", device_flag=1),
+    ]
+    status, body = await node.api.post("/user/onlinestatus", ["alice", "bob", "carol"])
+    assert status == 200
+    assert sorted((e["uid"], e["device_flag"], e["online"]) for e in body) == [
+        ("alice", 0, 1),
+        ("alice", 2, 1),
+        ("bob", 1, 1),
+    ]
+    # A crashed node: its heartbeat went stale, so its connections do not count.
+    keys = node.services.keys
+    stale = int(time.time() * 1000) - 60_000
+    await redis.zadd(keys.nodes, {"dead-node": stale})
+    await redis.hset(keys.connections("carol"), "c1", "dead-node:1:0")
+    status, body = await node.api.post("/user/onlinestatus", ["carol"])
+    assert (status, body) == (200, [])
+    status, body = await node.api.post("/user/onlinestatus", {"uids": ["x"]})
+    assert status == 400
+    status, _ = await node.api.post("/user/onlinestatus", ["bad@uid"])
+    assert status == 400
+
+
+async def test_closed_connections_leave_the_registry(node):
+    alice = await node.login("alice")
+    _, body = await node.api.post("/user/onlinestatus", ["alice"])
+    assert len(body) == 1
+    await alice.close()
+    with anyio.fail_after(3):
+        while (await node.api.post("/user/onlinestatus", ["alice"]))[1]:
+            await anyio.sleep(0.02)
+
+
+# -- pub/sub loss ---------------------------------------------------------------------
+async def test_lost_subscription_resubscribes_and_asks_clients_to_resync(
+    node, fanout, redis
+):
+    alice, bob = await node.login("alice"), await node.login("bob")
+    subscriber = node.gateway.subscriber
+    for round_ in range(1, 4):
+        await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+        event = (await bob.notification("event", timeout=5))["params"]
+        assert event["type"] == "jindou.resync"
+        assert isinstance(event["id"], str)
+        assert event["id"]
+        assert isinstance(event["timestamp"], int)
+        assert subscriber.resubscriptions >= round_
+        with anyio.fail_after(3):
+            while not subscriber.healthy:
+                await anyio.sleep(0.01)
+        # The fan-out helper's own subscription was killed too: give it a moment.
+        await anyio.sleep(0.1)
+        await alice.call("send", send_params("bob"))
+        seqs = set()
+        with anyio.fail_after(5):
+            while round_ not in seqs:  # earlier unacked ones may come again
+                seqs.add((await bob.notification("recv"))["params"]["messageSeq"])
