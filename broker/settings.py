@@ -50,6 +50,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_max_frame: int = 262_144
     ws_queue_messages: int = 1_000
     ws_queue_bytes: int = 1 << 20
+    ws_socket_sndbuf: int = 262_144  # kernel send buffer per socket; 0 = OS default
     ws_send_rate: float = 20.0
     ws_send_burst: int = 40
     ws_request_rate: float = 200.0

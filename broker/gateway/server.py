@@ -3,7 +3,9 @@ heartbeat and its pub/sub subscriber, over the process's shared Services."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 
 import anyio
 from aiohttp import web
@@ -67,10 +69,14 @@ class Gateway:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(
             max_msg_size=self.settings.ws_max_frame,
+            # Frames are encoded once and shared; per-connection deflate would
+            # redo the work for every client.
+            compress=False,
             timeout=2.0,
             autoping=True,
         )
         await ws.prepare(request)
+        self._bound_kernel_buffer(request)
         session = Session(ws, self.ctx, request.transport)
         self.sessions.add(session)
         try:
@@ -78,6 +84,15 @@ class Gateway:
         finally:
             self.sessions.discard(session)
         return ws
+
+    def _bound_kernel_buffer(self, request: web.Request) -> None:
+        """Cap what the kernel holds for a client that stops reading; otherwise
+        a few MB per socket sit there before the outbox limit can act."""
+        size = self.settings.ws_socket_sndbuf
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if size > 0 and sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
     def close_all(self, code: int = CloseCode.GOING_AWAY) -> None:
         for session in list(self.sessions):

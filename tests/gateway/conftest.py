@@ -4,7 +4,11 @@ the fan-out stand-in, and small raw-WebSocket helpers."""
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import anyio
@@ -15,10 +19,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from broker.gateway.server import Gateway, create_gateway_app
 from broker.http.app import create_app
+from broker.redis_conn import connect, keys_for
 from broker.services import Services, close_services, open_services
 from broker.settings import Settings
 from broker.users import store_token
-from tests.conftest import ApiClient
+from tests.conftest import MANAGER_TOKEN, REPO_ROOT, ApiClient, process_env
 from tests.gateway.fanout import FanoutHelper
 
 
@@ -130,6 +135,7 @@ def node_settings(settings: Settings) -> Settings:
     return gateway_settings(settings, ws_retry_ms=300, node_heartbeat_ms=500)
 
 
+@asynccontextmanager
 async def start_node(settings: Settings) -> AsyncIterator[Node]:
     services = await open_services(settings)
     gateway = Gateway(services)
@@ -155,7 +161,7 @@ async def start_node(settings: Settings) -> AsyncIterator[Node]:
 
 @pytest.fixture
 async def node(node_settings: Settings, redis) -> AsyncIterator[Node]:
-    async for value in start_node(node_settings):
+    async with start_node(node_settings) as value:
         yield value
 
 
@@ -168,3 +174,86 @@ async def fanout(node: Node, redis) -> AsyncIterator[FanoutHelper]:
         await tg.start(helper.run)
         yield helper
         tg.cancel_scope.cancel()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ApiProcess:
+    """A real ``jindou api`` child process (HTTP API + gateway) of this checkout."""
+
+    proc: subprocess.Popen
+    api_url: str
+    ws_url: str
+    settings: Settings
+    http: ClientSession
+
+    async def token(self, redis, uid: str, device_flag: int = 2) -> str:
+        token = f"tok-{uid}-{device_flag}"
+        keys = keys_for(self.settings)
+        await store_token(redis, keys, uid, device_flag, token, 0)
+        return token
+
+    async def login(self, redis, uid: str) -> RawClient:
+        token = await self.token(redis, uid)
+        client = RawClient(await self.http.ws_connect(self.ws_url))
+        reply = await client.call(
+            "connect", {"uid": uid, "token": token, "deviceFlag": 2}
+        )
+        assert reply["result"]["reasonCode"] == 1, reply
+        return client
+
+    async def post(self, path: str, body: object):
+        async with self.http.post(
+            self.api_url + path, json=body, headers={"token": MANAGER_TOKEN}
+        ) as resp:
+            return resp.status, await resp.json()
+
+
+@asynccontextmanager
+async def api_process(settings: Settings, **env: str) -> AsyncIterator[ApiProcess]:
+    api_port, ws_port = free_port(), free_port()
+    settings = gateway_settings(
+        settings,
+        api_addr=f"127.0.0.1:{api_port}",
+        ws_addr=f"127.0.0.1:{ws_port}",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "broker", "api"],
+        cwd=REPO_ROOT,
+        env=process_env(settings, JINDOU_UVLOOP="0", **env),
+    )
+    try:
+        async with ClientSession() as http:
+            api_url, ws_url = (
+                f"http://127.0.0.1:{api_port}",
+                f"ws://127.0.0.1:{ws_port}",
+            )
+            with anyio.fail_after(15):
+                while True:
+                    assert proc.poll() is None, "jindou api exited"
+                    try:
+                        async with http.get(api_url + "/health") as resp:
+                            if resp.status == 200:
+                                break
+                    except OSError:
+                        pass
+                    await anyio.sleep(0.05)
+                redis = connect(settings.redis_url)
+                try:
+                    while not await redis.zcard(keys_for(settings).nodes):
+                        await anyio.sleep(0.05)
+                finally:
+                    await redis.aclose()
+            yield ApiProcess(proc, api_url, ws_url, settings, http)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

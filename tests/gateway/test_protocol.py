@@ -127,7 +127,7 @@ async def test_send_rate_limit_gives_reason_22(node_settings, redis):
     from tests.gateway.conftest import gateway_settings, start_node
 
     settings = gateway_settings(node_settings, ws_send_rate=5.0, ws_send_burst=10)
-    async for node in start_node(settings):
+    async with start_node(settings) as node:
         alice = await node.login("alice")
         codes = []
         for i in range(40):
@@ -149,7 +149,7 @@ async def test_unacked_messages_are_resent_with_backoff_then_given_up(
     from tests.gateway.fanout import FanoutHelper
 
     settings = gateway_settings(node_settings, ws_retry_ms=100)
-    async for node in start_node(settings):
+    async with start_node(settings) as node:
         helper = FanoutHelper(redis, node.services.keys, 500)
         alice, bob = await node.login("alice"), await node.login("bob")
         sent = await alice.call("send", send_params("bob"))
