@@ -53,13 +53,13 @@ class FanoutHelper:
             await self.redis.publish(self.keys.node_channel(node), _encode(frame))
             self.published += 1
 
-    async def pump(self) -> int:
-        """Deliver every dispatch entry not yet seen; returns how many."""
+    async def pump(self, block_ms: int | None = None) -> int:
+        """Deliver dispatch entries not yet seen (one XREAD over all shards)."""
+        streams = {self.keys.dispatch(shard): c for shard, c in self.cursor.items()}
+        reply = await self.redis.xread(streams, count=1000, block=block_ms)
         count = 0
-        for shard, cursor in self.cursor.items():
-            entries = await self.redis.xrange(
-                self.keys.dispatch(shard), f"({cursor}", "+", count=1000
-            )
+        for stream, entries in reply or []:
+            shard = int(stream.decode().split("{s", 1)[1].split("}", 1)[0])
             for entry_id, fields in entries:
                 self.cursor[shard] = entry_id.decode()
                 await self.deliver(
@@ -70,20 +70,22 @@ class FanoutHelper:
                 count += 1
         return count
 
+    async def _live(self, pubsub) -> None:
+        while True:
+            msg = await pubsub.get_message(timeout=1.0)
+            if msg is not None and msg["type"] in ("message", b"message"):
+                live = _decode_live(msg["data"])
+                await self.deliver(0, live.message, live.origin_conn, live.to_uids)
+
     async def run(self, *, task_status=anyio.TASK_STATUS_IGNORED) -> None:
         pubsub = self.redis.pubsub()
         await pubsub.subscribe(*(self.keys.live(s) for s in range(self.keys.shards)))
-        task_status.started()
         try:
-            while True:
-                while (msg := await pubsub.get_message(timeout=0.005)) is not None:
-                    if msg["type"] == "message" or msg["type"] == b"message":
-                        live = _decode_live(msg["data"])
-                        await self.deliver(
-                            0, live.message, live.origin_conn, live.to_uids
-                        )
-                if not await self.pump():
-                    await anyio.sleep(0.005)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._live, pubsub)
+                task_status.started()
+                while True:
+                    await self.pump(block_ms=100)
         finally:
             with anyio.CancelScope(shield=True):
                 await pubsub.aclose()
