@@ -62,6 +62,12 @@ class Outbox:
         self.size += len(frame)
         self._ready.set()
 
+    def put_marker(self, frame: bytes) -> None:
+        """Queue a tiny control marker past the bounds (it must never be refused)."""
+        self.frames.append(frame)
+        self.size += len(frame)
+        self._ready.set()
+
     async def get(self) -> bytes:
         while not self.frames:
             self._ready = anyio.Event()

@@ -23,6 +23,7 @@ from broker.protocol import Header, MessageSyncRequest, SendRequest
 
 if TYPE_CHECKING:
     from broker.gateway.session import Session
+    from broker.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class Methods:
         self.session = session
 
     @property
-    def services(self) -> Any:
+    def services(self) -> Services:
         return self.session.ctx.services
 
     def reply(self, request_id: str | int, value: Any) -> None:

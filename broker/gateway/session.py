@@ -43,6 +43,7 @@ class CloseCode:
     GOING_AWAY = 1001
     UNSUPPORTED_DATA = 1003
     POLICY = 1008  # a request before `connect`
+    UNAVAILABLE = 1011  # Redis is unreachable
     TOO_BIG = 1009  # sent by aiohttp for frames over JINDOU_WS_MAX_FRAME
     SLOW_CONSUMER = 4001
     AUTH_TIMEOUT = 4002
@@ -121,8 +122,7 @@ class Session:
         self.push(notice)
         if not self.closing:
             self._close_after_code = CloseCode.KICKED
-            self.outbox.frames.append(_CLOSE_AFTER)  # past the bound: it is tiny
-            self.outbox._ready.set()
+            self.outbox.put_marker(_CLOSE_AFTER)
 
     def finish(self, code: int, reason: str = "") -> None:
         """End the session with this close code (the first reason wins)."""
@@ -170,8 +170,13 @@ class Session:
         )
         ctx.hub.add(self)
         try:
-            await ctx.presence.register(self.uid, record)
-            await self._kick_others()
+            try:
+                await ctx.presence.register(self.uid, record)
+                await self._kick_others()
+            except RedisError:
+                log.warning("redis unavailable; closing connection %s", self.conn_id)
+                self.finish(CloseCode.UNAVAILABLE, "storage unavailable")
+                return
             with anyio.CancelScope() as scope:
                 self._scope = scope
                 if self.closing:
