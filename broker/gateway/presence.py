@@ -12,11 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from redis.asyncio import Redis
 
 from broker.keys import Keys
 
 STALE_BEATS = 3
+# Registry writes in flight at once: a burst of closes (a mass slow-consumer
+# disconnect, a shutdown) must not open a Redis connection per socket.
+MAX_CONCURRENT_WRITES = 16
 
 
 def now_ms() -> int:
@@ -53,6 +57,7 @@ class Presence:
         self.redis = redis
         self.keys = keys
         self.heartbeat_ms = heartbeat_ms
+        self._writes = anyio.CapacityLimiter(MAX_CONCURRENT_WRITES)
 
     async def beat(self, node_id: str) -> None:
         await self.redis.zadd(self.keys.nodes, {node_id: now_ms()})
@@ -61,12 +66,14 @@ class Presence:
         await self.redis.zrem(self.keys.nodes, node_id)
 
     async def register(self, uid: str, record: ConnRecord) -> None:
-        await self.redis.hset(
-            self.keys.connections(uid), record.conn_id, record.encode()
-        )
+        async with self._writes:
+            await self.redis.hset(
+                self.keys.connections(uid), record.conn_id, record.encode()
+            )
 
     async def unregister(self, uid: str, conn_id: str) -> None:
-        await self.redis.hdel(self.keys.connections(uid), conn_id)
+        async with self._writes:
+            await self.redis.hdel(self.keys.connections(uid), conn_id)
 
     async def live_nodes(self) -> set[str]:
         oldest = now_ms() - STALE_BEATS * self.heartbeat_ms

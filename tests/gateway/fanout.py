@@ -23,7 +23,13 @@ _decode_live = msgspec.msgpack.Decoder(LiveMessage).decode
 
 
 class FanoutHelper:
-    def __init__(self, redis, keys: Keys, heartbeat_ms: int = 2000) -> None:
+    def __init__(
+        self, redis, keys: Keys, heartbeat_ms: int = 2000, *, static: bool = False
+    ) -> None:
+        # static: the connections do not change during the test, so their lookup
+        # is cached (a load test measures the gateway, not this stand-in).
+        self.static = static
+        self._routes: dict[tuple[str, ...], dict[str, list[str]]] = {}
         self.redis = redis
         self.keys = keys
         self.presence = Presence(redis, keys, heartbeat_ms)
@@ -42,10 +48,13 @@ class FanoutHelper:
         self, seq: int, message: StoredMessage, origin: str, uids=None
     ) -> None:
         uids = uids if uids is not None else await self.recipients(message)
-        by_node: dict[str, list[str]] = {}
-        for uid, records in await self.presence.connections(uids):
-            for node in {r.node_id for r in records}:
-                by_node.setdefault(node, []).append(uid)
+        by_node = self._routes.get(tuple(uids)) if self.static else None
+        if by_node is None:
+            by_node = {}
+            for uid, records in await self.presence.connections(uids):
+                for node in {r.node_id for r in records}:
+                    by_node.setdefault(node, []).append(uid)
+            self._routes[tuple(uids)] = by_node
         for node, node_uids in by_node.items():
             frame = Delivery(
                 uids=node_uids, seq=seq, message=message, origin_conn=origin
