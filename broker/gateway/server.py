@@ -39,6 +39,7 @@ class Gateway:
             node_number=lambda: services.lease.number,
         )
         self.sessions: set[Session] = set()
+        self._drained: anyio.Event | None = None
 
     async def run(self) -> None:
         """Heartbeat and subscription until cancelled; then leave the node set."""
@@ -83,6 +84,8 @@ class Gateway:
             await session.serve()
         finally:
             self.sessions.discard(session)
+            if not self.sessions and self._drained is not None:
+                self._drained.set()
         return ws
 
     def _bound_kernel_buffer(self, request: web.Request) -> None:
@@ -93,6 +96,17 @@ class Gateway:
         if size > 0 and sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+    async def subscription_check(self) -> str | None:
+        """Readiness: live deliveries reach this node only while it is subscribed."""
+        return None if self.subscriber.healthy else "node pub/sub subscription lost"
+
+    async def drain(self) -> None:
+        """Close every socket with 1001 and wait for the sessions to end."""
+        self._drained = anyio.Event()
+        self.close_all()
+        if self.sessions:
+            await self._drained.wait()
 
     def close_all(self, code: int = CloseCode.GOING_AWAY) -> None:
         for session in list(self.sessions):

@@ -84,7 +84,7 @@ ROUTES = [
         "/user/onlinestatus",
         online_status,
         body=list[str],
-        response=list[OnlineStatus],
+        response=list[OnlineStatus] | StatusResponse,
         summary="Live connections of the given uids",
     ),
 ]
