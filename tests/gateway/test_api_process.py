@@ -34,6 +34,8 @@ async def test_api_process_serves_both_and_shuts_down_cleanly(settings, redis):
             {"login_uid": "bob", "channel_id": "alice", "channel_type": 1, "limit": 5},
         )
         assert [m["message_seq"] for m in body["messages"]] == [1]
+        async with api.http.get(api.api_url + "/readyz") as resp:
+            assert resp.status == 200, await resp.text()  # includes the pubsub check
         api.proc.send_signal(signal.SIGTERM)
         assert await bob.closed(timeout=10) == CloseCode.GOING_AWAY
         with anyio.fail_after(10):

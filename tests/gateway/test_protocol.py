@@ -426,3 +426,10 @@ async def test_lost_subscription_resubscribes_and_asks_clients_to_resync(
         with anyio.fail_after(5):
             while round_ not in seqs:  # earlier unacked ones may come again
                 seqs.add((await bob.notification("recv"))["params"]["messageSeq"])
+
+
+async def test_readiness_reports_a_lost_subscription(node):
+    assert await node.gateway.subscription_check() is None
+    node.gateway.subscriber.healthy = False
+    assert "subscription" in await node.gateway.subscription_check()
+    node.gateway.subscriber.healthy = True
