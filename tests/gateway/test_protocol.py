@@ -318,6 +318,26 @@ async def test_unauthenticated_socket_closed_after_2s(node):
     assert 1.8 <= elapsed <= 2.5, elapsed
 
 
+async def test_many_idle_unauthenticated_sockets_all_closed_at_2s(node):
+    started = time.monotonic()
+    clients = [RawClient(await node.raw()) for _ in range(50)]
+    codes, times = [], []
+
+    async def wait_close(client: RawClient) -> None:
+        codes.append(await client.closed(timeout=5))
+        times.append(time.monotonic() - started)
+
+    async with anyio.create_task_group() as tg:
+        for client in clients:
+            tg.start_soon(wait_close, client)
+    assert codes == [CloseCode.AUTH_TIMEOUT] * 50
+    assert min(times) >= 1.8
+    assert max(times) <= 2.5 + 0.5, max(times)
+    with anyio.fail_after(2):  # no state is left behind
+        while node.gateway.sessions:
+            await anyio.sleep(0.02)
+
+
 # -- device levels, kicks, device_quit, onlinestatus ----------------------------------
 async def test_master_login_kicks_other_devices_of_the_same_flag(node):
     old = await node.login("alice", device_flag=1, device_id="web-a", level=1)
