@@ -96,6 +96,7 @@ class Session:
             settings.ws_request_rate, settings.ws_request_burst
         )
         self.pending: dict[str, PendingRecv] = {}
+        self._tracking = anyio.Event()
         self.close_code = CloseCode.NORMAL
         self.close_reason = ""
         self.closing = False
@@ -141,6 +142,7 @@ class Session:
             self.pending.pop(next(iter(self.pending)))
         retry = self.ctx.settings.ws_retry_ms / 1000
         self.pending[message_id] = PendingRecv(frame, 0, time.monotonic() + retry)
+        self._tracking.set()
 
     def acked(self, message_id: str) -> None:
         self.pending.pop(message_id, None)
@@ -149,6 +151,9 @@ class Session:
         base = self.ctx.settings.ws_retry_ms / 1000
         limit = self.ctx.settings.ws_retry_max
         while True:
+            if not self.pending:  # idle connections cost no timer wake-ups
+                self._tracking = anyio.Event()
+                await self._tracking.wait()
             await anyio.sleep(min(base / 4, 1.0))
             now = time.monotonic()
             for message_id, entry in list(self.pending.items()):
