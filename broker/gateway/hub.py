@@ -12,6 +12,7 @@ from typing import Protocol
 from broker.gateway import frames
 from broker.gateway.control import Kick, kick_matches
 from broker.gateway.views import RecvViews
+from broker.metrics import DELIVERIES
 from broker.protocol import Delivery
 
 
@@ -65,6 +66,7 @@ class Hub:
                     continue  # the sender's connection got the send result
                 conn.push_recv(message_id, views.frame_for(uid), persisted=persisted)
                 pushed += 1
+        DELIVERIES.inc(pushed)
         return pushed
 
     def kick(self, kick: Kick) -> int:

@@ -15,6 +15,7 @@ from broker.gateway.hub import Hub
 from broker.gateway.presence import Presence
 from broker.gateway.session import CloseCode, GatewayContext, Session
 from broker.gateway.subscriber import NodeSubscriber
+from broker.metrics import REDIS_ERRORS
 from broker.services import Services
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Gateway:
             try:
                 await self.presence.beat(self.services.node_id)
             except RedisError:
+                REDIS_ERRORS.labels("gateway").inc()
                 log.warning("node heartbeat failed; redis unavailable")
             await anyio.sleep(interval)
 

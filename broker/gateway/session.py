@@ -27,6 +27,7 @@ from broker.gateway.hub import Hub
 from broker.gateway.limits import Outbox, OutboxFull, TokenBucket
 from broker.gateway.methods import Methods
 from broker.gateway.presence import ConnRecord, Presence
+from broker.metrics import CONNECTIONS, DELIVERY_DROPS, REDIS_ERRORS
 from broker.services import Services
 from broker.settings import Settings
 from broker.users import check_token
@@ -66,6 +67,9 @@ class PendingRecv:
     attempts: int
     due: float
 
+
+DROPPED_SLOW = DELIVERY_DROPS.labels("slow_consumer")
+DROPPED_CLOSED = DELIVERY_DROPS.labels("closed")
 
 _CLOSE_AFTER = b""  # outbox sentinel: close once everything before it is written
 
@@ -107,10 +111,12 @@ class Session:
     # -- what fan-out calls (never awaits) --------------------------------------------
     def push(self, frame: bytes) -> None:
         if self.closing:
+            DROPPED_CLOSED.inc()
             return
         try:
             self.outbox.put(frame)
         except OutboxFull as exc:
+            DROPPED_SLOW.inc()
             log.info("closing slow consumer %s (%s): %s", self.conn_id, self.uid, exc)
             self.finish(CloseCode.SLOW_CONSUMER, "slow consumer")
 
@@ -179,26 +185,37 @@ class Session:
                 await ctx.presence.register(self.uid, record)
                 await self._kick_others()
             except RedisError:
+                REDIS_ERRORS.labels("gateway").inc()
                 log.warning("redis unavailable; closing connection %s", self.conn_id)
                 self.finish(CloseCode.UNAVAILABLE, "storage unavailable")
                 return
-            with anyio.CancelScope() as scope:
-                self._scope = scope
-                if self.closing:
-                    scope.cancel()
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._write_loop)
-                    tg.start_soon(self._retry_loop)
-                    await self._read_loop()
-                    self.finish(CloseCode.NORMAL)
+            connections = CONNECTIONS.labels(str(self.device_flag))
+            connections.inc()
+            try:
+                await self._run()
+            finally:
+                connections.dec()
         finally:
             ctx.hub.remove(self)
             with anyio.CancelScope(shield=True):
                 try:
                     await ctx.presence.unregister(self.uid, self.conn_id)
                 except RedisError:
+                    REDIS_ERRORS.labels("gateway").inc()
                     log.warning("could not unregister connection %s", self.conn_id)
                 await self._close()
+
+    async def _run(self) -> None:
+        """Writer, re-sender and reader until one of them ends the session."""
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            if self.closing:
+                scope.cancel()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._write_loop)
+                tg.start_soon(self._retry_loop)
+                await self._read_loop()
+                self.finish(CloseCode.NORMAL)
 
     async def _kick_others(self) -> None:
         """A master login replaces the uid's other devices of the same flag; any

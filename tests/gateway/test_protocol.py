@@ -453,3 +453,23 @@ async def test_readiness_reports_a_lost_subscription(node):
     node.gateway.subscriber.healthy = False
     assert "subscription" in await node.gateway.subscription_check()
     node.gateway.subscriber.healthy = True
+
+
+async def test_gateway_metrics(node, fanout):
+    from broker.metrics import REGISTRY
+
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    before_conns = value("jindou_connections", device_flag="2")
+    before_deliveries = value("jindou_deliveries_total")
+    alice, bob = await node.login("alice"), await node.login("bob")
+    assert value("jindou_connections", device_flag="2") == before_conns + 2
+    await alice.call("send", send_params("bob"))
+    await bob.notification("recv")
+    assert value("jindou_deliveries_total") >= before_deliveries + 1
+    await alice.call("disconnect", {})
+    await alice.closed()
+    with anyio.fail_after(2):
+        while value("jindou_connections", device_flag="2") != before_conns + 1:
+            await anyio.sleep(0.02)
