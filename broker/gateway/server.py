@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from broker.gateway.hub import Hub
 from broker.gateway.presence import Presence
 from broker.gateway.session import CloseCode, GatewayContext, Session
+from broker.gateway.status_events import wants_status_events
 from broker.gateway.subscriber import NodeSubscriber
 from broker.metrics import REDIS_ERRORS
 from broker.services import Services
@@ -38,6 +39,7 @@ class Gateway:
             hub=self.hub,
             presence=self.presence,
             node_number=lambda: services.lease.number,
+            status_events=wants_status_events(self.settings),
         )
         self.sessions: set[Session] = set()
         self._drained: anyio.Event | None = None

@@ -27,6 +27,7 @@ from broker.gateway.hub import Hub
 from broker.gateway.limits import Outbox, OutboxFull, TokenBucket
 from broker.gateway.methods import Methods
 from broker.gateway.presence import ConnRecord, Presence
+from broker.gateway.status_events import enqueue_status
 from broker.metrics import CONNECTIONS, DELIVERY_DROPS, REDIS_ERRORS
 from broker.services import Services
 from broker.settings import Settings
@@ -59,6 +60,7 @@ class GatewayContext:
     hub: Hub
     presence: Presence
     node_number: Callable[[], int]
+    status_events: bool = False  # queue user.onlinestatus webhook events
 
 
 @dataclass
@@ -191,6 +193,7 @@ class Session:
                 return
             connections = CONNECTIONS.labels(str(self.device_flag))
             connections.inc()
+            await self._status_event(online=True)
             try:
                 await self._run()
             finally:
@@ -203,7 +206,24 @@ class Session:
                 except RedisError:
                     REDIS_ERRORS.labels("gateway").inc()
                     log.warning("could not unregister connection %s", self.conn_id)
+                else:
+                    await self._status_event(online=False)
                 await self._close()
+
+    async def _status_event(self, *, online: bool) -> None:
+        if not self.ctx.status_events:
+            return
+        try:
+            await enqueue_status(
+                self.ctx.presence,
+                self.uid,
+                self.device_flag,
+                self.conn_id,
+                online=online,
+            )
+        except RedisError:
+            REDIS_ERRORS.labels("gateway").inc()
+            log.warning("could not queue user.onlinestatus for %s", self.conn_id)
 
     async def _run(self) -> None:
         """Writer, re-sender and reader until one of them ends the session."""

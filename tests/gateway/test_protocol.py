@@ -473,3 +473,38 @@ async def test_gateway_metrics(node, fanout):
     with anyio.fail_after(2):
         while value("jindou_connections", device_flag="2") != before_conns + 1:
             await anyio.sleep(0.02)
+
+
+async def test_onlinestatus_webhook_events(node_settings, redis):
+    from tests.gateway.conftest import gateway_settings, start_node
+
+    settings = gateway_settings(node_settings, webhook_url="http://127.0.0.1:9/hook")
+    async with start_node(settings) as node:
+        keys = node.services.keys
+        phone = await node.login("alice", device_flag=0)
+        desk = await node.login("alice", device_flag=2)
+        await phone.call("disconnect", {})
+        await phone.closed()
+        with anyio.fail_after(3):
+            while await redis.xlen(keys.webhook_outbox) < 3:
+                await anyio.sleep(0.02)
+        entries = await redis.xrange(keys.webhook_outbox)
+        events = [
+            (f[b"id"].decode(), f[b"e"].decode(), json.loads(f[b"d"]))
+            for _, f in entries
+        ]
+        conn = {s.device_flag: s.conn_id for s in node.gateway.sessions}
+        assert all(e == "user.onlinestatus" for _, e, _ in events)
+        lines = [body[0] for _, _, body in events]
+        assert lines[1] == f"alice-2-1-{conn[2]}-1-2"
+        assert lines[0].startswith("alice-0-1-") and lines[0].endswith("-1-1")
+        assert lines[2].startswith("alice-0-0-") and lines[2].endswith("-0-1")
+        assert events[2][0] == f"s-{lines[2].split('-')[3]}-0"
+        await desk.close()
+
+
+async def test_no_onlinestatus_events_without_a_webhook(node, redis):
+    alice = await node.login("alice")
+    await alice.close()
+    await anyio.sleep(0.2)
+    assert await redis.xlen(node.services.keys.webhook_outbox) == 0
