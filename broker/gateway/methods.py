@@ -19,6 +19,7 @@ from broker.channels import ChannelType, InvalidId, check_channel_type, person_p
 from broker.errors import ApiError, Reason
 from broker.gateway import frames
 from broker.messages import Sender
+from broker.metrics import REDIS_ERRORS
 from broker.protocol import Header, MessageSyncRequest, SendRequest
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ class Methods:
         except ApiError as exc:
             self.fail(rid, exc.status, exc.msg)
         except RedisError:
+            REDIS_ERRORS.labels("gateway").inc()
             log.warning("redis unavailable during %s", envelope.method)
             self.fail(rid, Reason.SYSTEM_ERROR, "storage is unavailable")
 
@@ -103,7 +105,7 @@ class Methods:
             case "disconnect":
                 frames.decode_disconnect(params)
                 self.reply(rid, None)
-                self.session.finish(1000, "client disconnect")
+                self.session.finish(1000, "client disconnect")  # CloseCode.NORMAL
             case "channel.messagesync":
                 await self._messagesync(rid, decode_messagesync(params))
             case "conversation.sync":

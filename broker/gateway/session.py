@@ -8,6 +8,7 @@ order and a slow client only ever blocks its own writer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -300,7 +301,8 @@ class Session:
         return False
 
     async def _refuse(self, frame: bytes, code: int, reason: str) -> bool:
-        await self.ws.send_frame(frame, WSMsgType.TEXT)
+        with contextlib.suppress(ConnectionError):  # the client may be gone already
+            await self.ws.send_frame(frame, WSMsgType.TEXT)
         self.close_code, self.close_reason = code, reason
         await self._close()
         return False
@@ -354,7 +356,7 @@ class Session:
                 log.warning("token check failed: redis unavailable")
                 return await self._refuse(
                     frames.error(envelope.id, Reason.SYSTEM_ERROR, "ReasonSystemError"),
-                    CloseCode.GOING_AWAY,
+                    CloseCode.UNAVAILABLE,
                     "unavailable",
                 )
         if params is None or level is None:
