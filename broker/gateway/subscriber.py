@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 decode_delivery = msgspec.msgpack.Decoder(Delivery).decode
 
 RESYNC_EVENT = "jindou.resync"
+MIN_BACKOFF = 0.05
 MAX_BACKOFF = 2.0
 
 
@@ -68,15 +69,16 @@ class NodeSubscriber:
         )
 
     async def run(self) -> None:
-        backoff = 0.05
+        backoff = MIN_BACKOFF
         while True:
             try:
                 await self._listen(on_subscribed=self._on_subscribed)
             except (RedisError, OSError) as exc:
                 log.warning("node subscription lost (%s); resubscribing", exc)
+            # Back off only while Redis keeps refusing; a fresh loss retries at once.
+            backoff = MIN_BACKOFF if self.healthy else min(backoff * 2, MAX_BACKOFF)
             self.healthy = False
             await anyio.sleep(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
 
     def _on_subscribed(self) -> None:
         if self.subscribed.is_set():
