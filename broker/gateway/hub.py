@@ -20,6 +20,7 @@ class Connection(Protocol):
     conn_id: str
     uid: str
     device_flag: int
+    device_level: int
     device_id: str
 
     def push(self, frame: bytes) -> None: ...

@@ -18,6 +18,9 @@ from redis.asyncio import Redis
 from broker.keys import Keys
 
 STALE_BEATS = 3
+# A node silent this long is gone: readers remove its leftover connections. A node
+# that was only paused re-registers its connections on its next heartbeat.
+DEAD_BEATS = 10
 # Registry writes in flight at once: a burst of closes (a mass slow-consumer
 # disconnect, a shutdown) must not open a Redis connection per socket.
 MAX_CONCURRENT_WRITES = 16
@@ -59,8 +62,19 @@ class Presence:
         self.heartbeat_ms = heartbeat_ms
         self._writes = anyio.CapacityLimiter(MAX_CONCURRENT_WRITES)
 
-    async def beat(self, node_id: str) -> None:
-        await self.redis.zadd(self.keys.nodes, {node_id: now_ms()})
+    async def beat(self, node_id: str) -> bool:
+        """Record a heartbeat; True if the node was missing from the node set."""
+        added = await self.redis.zadd(self.keys.nodes, {node_id: now_ms()})
+        return bool(added)
+
+    async def register_many(self, records: Sequence[tuple[str, ConnRecord]]) -> None:
+        """Register again every connection of a node (after it was taken for dead)."""
+        async with self._writes, self.redis.pipeline(transaction=False) as pipe:
+            for uid, record in records:
+                pipe.hset(  # type: ignore[unused-awaitable]
+                    self.keys.connections(uid), record.conn_id, record.encode()
+                )
+            await pipe.execute()
 
     async def leave(self, node_id: str) -> None:
         await self.redis.zrem(self.keys.nodes, node_id)
@@ -80,6 +94,28 @@ class Presence:
         members = await self.redis.zrangebyscore(self.keys.nodes, oldest, "+inf")
         return {_text(m) for m in members}
 
+    async def _remove_dead(self, dead: list[tuple[str, ConnRecord]]) -> None:
+        """Drop connections of nodes silent for DEAD_BEATS, and those nodes."""
+        nodes = {r.node_id for _, r in dead}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for node in nodes:
+                pipe.zscore(self.keys.nodes, node)  # type: ignore[unused-awaitable]
+            scores = await pipe.execute()
+        cutoff = now_ms() - DEAD_BEATS * self.heartbeat_ms
+        gone = {
+            n for n, score in zip(nodes, scores, strict=True) if (score or 0) < cutoff
+        }
+        if not gone:
+            return
+        async with self._writes, self.redis.pipeline(transaction=False) as pipe:
+            for uid, record in dead:
+                if record.node_id in gone:
+                    pipe.hdel(  # type: ignore[unused-awaitable]
+                        self.keys.connections(uid), record.conn_id
+                    )
+            pipe.zrem(self.keys.nodes, *gone)  # type: ignore[unused-awaitable]
+            await pipe.execute()
+
     async def connections(
         self, uids: Sequence[str]
     ) -> list[tuple[str, list[ConnRecord]]]:
@@ -92,12 +128,18 @@ class Presence:
                 pipe.hgetall(self.keys.connections(uid))  # type: ignore[unused-awaitable]
             replies = await pipe.execute()
         out: list[tuple[str, list[ConnRecord]]] = []
+        dead: list[tuple[str, ConnRecord]] = []
         for uid, reply in zip(uids, replies, strict=True):
-            records = [
-                record
-                for field, value in reply.items()
-                if (record := parse_conn(_text(field), _text(value))) is not None
-                and record.node_id in live
-            ]
+            records: list[ConnRecord] = []
+            for field, value in reply.items():
+                record = parse_conn(_text(field), _text(value))
+                if record is None:
+                    continue
+                if record.node_id in live:
+                    records.append(record)
+                else:
+                    dead.append((uid, record))
             out.append((uid, sorted(records, key=lambda r: r.conn_id)))
+        if dead:
+            await self._remove_dead(dead)
         return out

@@ -12,7 +12,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from broker.gateway.hub import Hub
-from broker.gateway.presence import Presence
+from broker.gateway.presence import ConnRecord, Presence
 from broker.gateway.session import CloseCode, GatewayContext, Session
 from broker.gateway.status_events import wants_status_events
 from broker.gateway.subscriber import NodeSubscriber
@@ -59,13 +59,26 @@ class Gateway:
 
     async def _heartbeat(self) -> None:
         interval = self.settings.node_heartbeat_ms / 1000
+        first = True
         while True:
             try:
-                await self.presence.beat(self.services.node_id)
+                missing = await self.presence.beat(self.services.node_id)
+                if missing and not first:
+                    # Taken for dead (a long pause): our connections were removed.
+                    log.warning("node was taken for dead; registering again")
+                    await self.presence.register_many(self._records())
+                first = False
             except RedisError:
                 REDIS_ERRORS.labels("gateway").inc()
                 log.warning("node heartbeat failed; redis unavailable")
             await anyio.sleep(interval)
+
+    def _records(self) -> list[tuple[str, ConnRecord]]:
+        node_id = self.services.node_id
+        return [
+            (c.uid, ConnRecord(c.conn_id, node_id, c.device_flag, c.device_level))
+            for c in self.hub.connections()
+        ]
 
     async def ready(self) -> None:
         """Wait until the node is subscribed (deliveries can reach it)."""

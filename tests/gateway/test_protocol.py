@@ -406,6 +406,16 @@ async def test_onlinestatus_lists_live_connections(node, redis):
     await redis.hset(keys.connections("carol"), "c1", "dead-node:1:0")
     status, body = await node.api.post("/user/onlinestatus", ["carol"])
     assert (status, body) == (200, [])
+    # Silent for more than 10 beats: its leftovers are removed by the reader...
+    assert await redis.hlen(keys.connections("carol")) == 0
+    assert await redis.zscore(keys.nodes, "dead-node") is None
+    # ...while a node only a few beats late is ignored but kept.
+    late = int(time.time() * 1000) - 4 * node.services.settings.node_heartbeat_ms
+    await redis.zadd(keys.nodes, {"late-node": late})
+    await redis.hset(keys.connections("dave"), "c2", "late-node:1:0")
+    status, body = await node.api.post("/user/onlinestatus", ["dave"])
+    assert (status, body) == (200, [])
+    assert await redis.hlen(keys.connections("dave")) == 1
     status, body = await node.api.post("/user/onlinestatus", {"uids": ["x"]})
     assert status == 400
     status, _ = await node.api.post("/user/onlinestatus", ["bad@uid"])
@@ -508,3 +518,15 @@ async def test_no_onlinestatus_events_without_a_webhook(node, redis):
     await alice.close()
     await anyio.sleep(0.2)
     assert await redis.xlen(node.services.keys.webhook_outbox) == 0
+
+
+async def test_a_node_taken_for_dead_registers_its_connections_again(node, redis):
+    keys = node.services.keys
+    alice = await node.login("alice")
+    # What a reader does to a node silent for 10 beats (a long pause, say).
+    await redis.zrem(keys.nodes, node.services.node_id)
+    await redis.delete(keys.connections("alice"))
+    with anyio.fail_after(3):
+        while not (await node.api.post("/user/onlinestatus", ["alice"]))[1]:
+            await anyio.sleep(0.05)
+    assert (await alice.call("ping"))["result"] is None
