@@ -4,6 +4,7 @@ the fan-out stand-in, and small raw-WebSocket helpers."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -225,7 +226,11 @@ async def api_process(settings: Settings, **env: str) -> AsyncIterator[ApiProces
     proc = subprocess.Popen(
         [sys.executable, "-m", "broker", "api"],
         cwd=REPO_ROOT,
-        env=process_env(settings, JINDOU_UVLOOP="0", **env),
+        env=process_env(
+            settings,
+            JINDOU_UVLOOP=os.environ.get("JINDOU_TEST_UVLOOP", "0"),
+            **env,
+        ),
     )
     try:
         async with ClientSession() as http:
