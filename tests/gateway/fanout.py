@@ -1,10 +1,11 @@
 """A stand-in for the fan-out worker (issue 4), used only by the gateway tests.
 
 It does what the seam in docs/design-notes.md says a worker does for live delivery
-and nothing else: read each dispatch entry (XRANGE, no consumer group), find the
-recipients (person: both parties; otherwise the channel's members), group their
-connections by node from the conns registry, and PUBLISH one ``Delivery`` per node on
-``jd:node:<id>``. Transient and command messages come from the shard live channels.
+and nothing else: read each dispatch entry (XREAD, no consumer group), find the
+recipients (person: both parties; otherwise the channel's members) and hand them to
+``broker.gateway.delivery.DeliveryPublisher`` (connections grouped by node, one
+``Delivery`` per node on ``jd:node:<id>``). Transient and command messages come from
+the shard live channels.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ import anyio
 import msgspec
 
 from broker.channels import ChannelType, person_parties
-from broker.gateway.presence import Presence
+from broker.gateway.delivery import DeliveryPublisher, Route
 from broker.keys import Keys
-from broker.protocol import Delivery, LiveMessage, StoredMessage
+from broker.protocol import LiveMessage, StoredMessage
 
-_encode = msgspec.msgpack.Encoder().encode
 _decode_message = msgspec.msgpack.Decoder(StoredMessage).decode
 _decode_live = msgspec.msgpack.Decoder(LiveMessage).decode
 
@@ -29,10 +29,10 @@ class FanoutHelper:
         # static: the connections do not change during the test, so their lookup
         # is cached (a load test measures the gateway, not this stand-in).
         self.static = static
-        self._routes: dict[tuple[str, ...], dict[str, list[str]]] = {}
+        self._routes: dict[tuple[str, ...], Route] = {}
         self.redis = redis
         self.keys = keys
-        self.presence = Presence(redis, keys, heartbeat_ms)
+        self.publisher = DeliveryPublisher(redis, keys, heartbeat_ms)
         self.cursor = dict.fromkeys(range(keys.shards), "0-0")
         self.published = 0
 
@@ -48,19 +48,10 @@ class FanoutHelper:
         self, seq: int, message: StoredMessage, origin: str, uids=None
     ) -> None:
         uids = uids if uids is not None else await self.recipients(message)
-        by_node = self._routes.get(tuple(uids)) if self.static else None
-        if by_node is None:
-            by_node = {}
-            for uid, records in await self.presence.connections(uids):
-                for node in {r.node_id for r in records}:
-                    by_node.setdefault(node, []).append(uid)
-            self._routes[tuple(uids)] = by_node
-        for node, node_uids in by_node.items():
-            frame = Delivery(
-                uids=node_uids, seq=seq, message=message, origin_conn=origin
-            )
-            await self.redis.publish(self.keys.node_channel(node), _encode(frame))
-            self.published += 1
+        route = self._routes.get(tuple(uids)) if self.static else None
+        if route is None:
+            route = self._routes[tuple(uids)] = await self.publisher.route(uids)
+        self.published += await self.publisher.send(route, seq, message, origin)
 
     async def pump(self, block_ms: int | None = None) -> int:
         """Deliver dispatch entries not yet seen (one XREAD over all shards)."""

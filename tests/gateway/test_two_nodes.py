@@ -33,3 +33,55 @@ async def test_delivery_presence_and_kicks_across_nodes(node, node_settings, fan
         await other.login("bob", device_id="new-desk", level=1)
         assert await bob.closed() == CloseCode.KICKED
         assert await bob_on_1.closed() == CloseCode.KICKED
+
+
+async def test_delivery_publisher_groups_by_node_and_reports_offline(
+    node, node_settings, redis
+):
+    import msgspec
+
+    from broker.gateway.delivery import DeliveryPublisher
+    from broker.protocol import Delivery, StoredMessage
+
+    async with start_node(node_settings) as other:
+        keep = [  # noqa: F841 - kept open
+            await node.login("a"),
+            await node.login("b"),
+            await other.login("c"),
+            await other.login("a", device_flag=0),
+        ]
+        keys = node.services.keys
+        pubsub = redis.pubsub()
+        await pubsub.subscribe(
+            keys.node_channel(node.services.node_id),
+            keys.node_channel(other.services.node_id),
+        )
+        publisher = DeliveryPublisher(redis, keys, node_settings.node_heartbeat_ms)
+        message = StoredMessage(
+            message_id=7,
+            client_msg_no="x",
+            from_uid="z",
+            channel_id="g",
+            channel_type=2,
+            timestamp_ms=1,
+            payload=b"{}",
+        )
+        offline = await publisher.publish(
+            ["a", "b", "c", "nobody", "____system"], 3, message, "conn-9"
+        )
+        assert offline == ["nobody"]
+        frames = {}
+        while len(frames) < 2:
+            msg = await pubsub.get_message(timeout=2)
+            assert msg is not None
+            if msg["type"] == "message":
+                channel = msg["channel"].decode()
+                frames[channel] = msgspec.msgpack.decode(msg["data"], type=Delivery)
+        await pubsub.aclose()
+        mine = frames[keys.node_channel(node.services.node_id)]
+        theirs = frames[keys.node_channel(other.services.node_id)]
+        assert sorted(mine.uids) == ["a", "b"]
+        assert sorted(theirs.uids) == ["a", "c"]
+        assert mine.seq == 3
+        assert mine.origin_conn == "conn-9"
+        assert mine.message == message
