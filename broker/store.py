@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from broker.keys import ChannelKeys, Keys
 from broker.protocol import LiveMessage, StoredMessage
-from broker.scripts import AppendOutcome, Scripts, parse_append
+from broker.scripts import AppendOutcome, AppendStatus, Scripts, parse_append
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_message = msgspec.msgpack.Decoder(StoredMessage).decode
@@ -68,7 +68,10 @@ class Store:
         digest: str,
         new_epoch: str,
         origin_conn: str = "",
+        check_uid: str = "",
     ) -> AppendOutcome:
+        """Store ``message``; with ``check_uid`` the script also refuses that client
+        sender unless he may send into the channel (sender_check.lua)."""
         reply = await self.scripts.append(
             **self._append_args(
                 message,
@@ -76,9 +79,19 @@ class Store:
                 digest=digest,
                 new_epoch=new_epoch,
                 origin_conn=origin_conn,
-            )
+            ),
+            check_uid=check_uid,
         )
         return parse_append(reply)
+
+    async def refusal(
+        self, message: StoredMessage, check_uid: str
+    ) -> AppendOutcome | None:
+        """The checks of ``append`` without storing (for transient and commands):
+        None when the message may be sent, else the refusal."""
+        channel = self.keys.channel(message.channel_type, message.channel_id)
+        status = await self.scripts.permit(channel=channel, check_uid=check_uid)
+        return AppendOutcome(AppendStatus(status)) if status else None
 
     async def append_many(
         self,

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from redis.exceptions import RedisError
 
-from broker.channels import ChannelType, InvalidId, check_channel_type, person_parties
+from broker.access import require_reader
+from broker.channels import InvalidId, check_channel_type
 from broker.errors import ApiError, Reason
 from broker.gateway import frames
+from broker.http.routing import Caller
 from broker.messages import Sender
 from broker.metrics import REDIS_ERRORS
 from broker.protocol import Header, MessageSyncRequest, SendRequest
@@ -181,25 +183,12 @@ class Methods:
         self.reply(rid, response)
 
     async def _check_reader(self, channel_id: str, channel_type: int) -> None:
-        """The connection's user may read only channels he belongs to."""
+        """The same rule as the HTTP reads with user credentials (broker.access)."""
         uid = self.session.uid
-        if channel_type == ChannelType.PERSON:
-            if "@" in channel_id:
-                try:
-                    parties = person_parties(channel_id)
-                except InvalidId as exc:
-                    raise ApiError(400, str(exc)) from None
-                if uid not in parties:
-                    raise ApiError(403, "not a party of this person channel")
-            return
         svc = self.services
-        try:
-            check_channel_type(channel_type)
-            keys = svc.keys.channel(channel_type, channel_id)
-        except InvalidId as exc:
-            raise ApiError(400, str(exc)) from None
-        if not channel_id or not await svc.redis.sismember(keys.members, uid):
-            raise ApiError(403, "not a subscriber of this channel")
+        await require_reader(
+            svc.redis, svc.keys, Caller(uid), uid, channel_id, channel_type
+        )
 
     async def _conversation_sync(self, rid: str | int, params: bytes) -> None:
         # TODO(issue 4): serve conversation.sync once broker/conversations.py lands.

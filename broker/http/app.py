@@ -17,7 +17,13 @@ from broker import __version__
 from broker.docs_page import render_docs
 from broker.errors import ApiError
 from broker.health import Readiness, redis_ping_check, scripts_loaded_check
-from broker.http import routes_message, routes_ops, routes_presence
+from broker.http import (
+    routes_channel,
+    routes_message,
+    routes_ops,
+    routes_presence,
+    routes_user,
+)
 from broker.http.context import DOCS_HTML, OPENAPI, READINESS, SERVICES
 from broker.http.observe import observe
 from broker.http.routing import Route, bind, error_response
@@ -30,8 +36,10 @@ log = logging.getLogger(__name__)
 
 ROUTES: list[Route] = [
     *routes_message.ROUTES,
-    *routes_ops.ROUTES,
+    *routes_channel.ROUTES,
+    *routes_user.ROUTES,
     *routes_presence.ROUTES,
+    *routes_ops.ROUTES,
 ]
 
 _UNAVAILABLE = (
