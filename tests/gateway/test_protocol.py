@@ -201,9 +201,15 @@ async def test_disconnect_request_closes_normally(node):
 async def test_messagesync_checks_the_reader(node, redis):
     keys = node.services.keys
     mallory = await node.login("mallory")
+    from broker.channels import person_channel_id
+
     other = await mallory.call(
         "channel.messagesync",
-        {"channel_id": "alice@bob", "channel_type": 1, "limit": 10},
+        {
+            "channel_id": person_channel_id("alice", "bob"),
+            "channel_type": 1,
+            "limit": 10,
+        },
     )
     assert other["error"]["code"] == 403
     group = await mallory.call(
@@ -530,3 +536,17 @@ async def test_a_node_taken_for_dead_registers_its_connections_again(node, redis
         while not (await node.api.post("/user/onlinestatus", ["alice"]))[1]:
             await anyio.sleep(0.05)
     assert (await alice.call("ping"))["result"] is None
+
+
+async def test_master_token_registration_kicks_that_device_flag(node):
+    web = await node.login("alice", device_flag=1)
+    app = await node.login("alice", device_flag=0)
+    body = {"uid": "alice", "token": "new-web", "device_flag": 1, "device_level": 0}
+    status, _ = await node.api.post("/user/token", body)
+    assert status == 200
+    assert (await web.call("ping"))["result"] is None  # slave level: no kick
+    status, _ = await node.api.post("/user/token", {**body, "device_level": 1})
+    assert status == 200
+    assert (await web.notification("disconnect"))["params"]["reasonCode"] == 12
+    assert await web.closed() == CloseCode.KICKED
+    assert (await app.call("ping"))["result"] is None
