@@ -20,7 +20,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 from redis.exceptions import RedisError
 
-from broker.channels import InvalidId, check_id
+from broker.channels import ChannelType, InvalidId, check_id
 from broker.errors import Reason
 from broker.gateway import frames
 from broker.gateway.control import Kick, publish_kick
@@ -365,6 +365,12 @@ class Session:
                 CloseCode.AUTH_FAILED,
                 "auth failed",
             )
+        if await self._banned(params.uid):
+            return await self._refuse(
+                frames.error(envelope.id, Reason.BAN, "ReasonBan"),
+                CloseCode.AUTH_FAILED,
+                "banned",
+            )
         self.uid = params.uid
         self.device_flag = params.deviceFlag
         self.device_level = level
@@ -383,6 +389,15 @@ class Session:
             )
         )
         return True
+
+    async def _banned(self, uid: str) -> bool:
+        """A user whose person channel is banned may not connect (reference §7)."""
+        svc = self.ctx.services
+        person = svc.keys.channel(ChannelType.PERSON, uid)
+        try:
+            return bool(await svc.redis.hget(person.meta, "ban") == b"1")
+        except RedisError:
+            return False  # the token check just worked; do not refuse on a blip
 
 
 def _looks_like_json(data: bytes) -> bool:

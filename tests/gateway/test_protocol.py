@@ -550,3 +550,14 @@ async def test_master_token_registration_kicks_that_device_flag(node):
     assert (await web.notification("disconnect"))["params"]["reasonCode"] == 12
     assert await web.closed() == CloseCode.KICKED
     assert (await app.call("ping"))["result"] is None
+
+
+async def test_banned_user_cannot_connect(node, redis):
+    token = await node.token("alice")
+    await redis.hset(node.services.keys.channel(1, "alice").meta, "ban", "1")
+    client = RawClient(await node.raw())
+    reply = await client.call(
+        "connect", {"uid": "alice", "token": token, "deviceFlag": 2}
+    )
+    assert reply["error"]["code"] == 19
+    assert await client.closed() == CloseCode.AUTH_FAILED
