@@ -19,6 +19,7 @@ from broker.errors import ApiError
 from broker.health import Readiness, redis_ping_check, scripts_loaded_check
 from broker.http import (
     routes_channel,
+    routes_conversation,
     routes_message,
     routes_ops,
     routes_presence,
@@ -38,6 +39,7 @@ ROUTES: list[Route] = [
     *routes_message.ROUTES,
     *routes_channel.ROUTES,
     *routes_user.ROUTES,
+    *routes_conversation.ROUTES,
     *routes_presence.ROUTES,
     *routes_ops.ROUTES,
 ]
