@@ -23,6 +23,7 @@ from broker.http.routing import Caller
 from broker.messages import Sender
 from broker.metrics import REDIS_ERRORS
 from broker.protocol import Header, MessageSyncRequest, SendRequest
+from broker.protocol_conversations import ConversationSyncRequest
 
 if TYPE_CHECKING:
     from broker.gateway.session import Session
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 decode_messagesync = msgspec.json.Decoder(MessageSyncRequest).decode
+decode_conversation_sync = msgspec.json.Decoder(ConversationSyncRequest).decode
 _json = msgspec.json.Encoder().encode
 
 
@@ -191,5 +193,7 @@ class Methods:
         )
 
     async def _conversation_sync(self, rid: str | int, params: bytes) -> None:
-        # TODO(issue 4): serve conversation.sync once broker/conversations.py lands.
-        self.fail(rid, frames.METHOD_NOT_FOUND, "conversation.sync is not available")
+        """The HTTP ``/conversation/sync`` body; ``uid`` is the connection's."""
+        req = decode_conversation_sync(params)
+        req = msgspec.structs.replace(req, uid=self.session.uid)
+        self.reply(rid, await self.services.conversations.sync(req))

@@ -227,10 +227,35 @@ async def test_messagesync_checks_the_reader(node, redis):
     assert bad["error"]["code"] == 400
 
 
-async def test_conversation_sync_is_reported_unavailable(node):
+async def test_conversation_sync_over_the_socket(node, redis):
+    from broker.channels import person_channel_id
+
+    keys = node.services.keys
+    status, _ = await node.api.post(
+        "/message/send",
+        {
+            "from_uid": "bob",
+            "channel_id": "carol",
+            "channel_type": 1,
+            "payload": "aGk=",
+        },
+    )
+    assert status == 200
+    # carol's conversation as the workers record it (design-notes "Conversations").
+    member = f"1:{person_channel_id('bob', 'carol')}"
+    await redis.hset(keys.conversations("carol"), member, "0,0,0")
+    await redis.zadd(keys.recent("carol"), {member: int(time.time() * 1000)})
+    carol = await node.login("carol")
+    reply = await carol.call("conversation.sync", {"version": 0, "msg_count": 1})
+    [conv] = reply["result"]
+    assert conv["channel_id"] == "bob"
+    assert conv["last_msg_seq"] == 1
+    # The uid comes from the connection: alice cannot read carol's list.
     alice = await node.login("alice")
-    reply = await alice.call("conversation.sync", {"version": 0})
-    assert reply["error"]["code"] == -32601
+    reply = await alice.call("conversation.sync", {"uid": "carol", "msg_count": 1})
+    assert reply["result"] == []
+    bad = await alice.call("conversation.sync", {"version": "x"})
+    assert bad["error"]["code"] == -32602
 
 
 # -- malformed frames: an error frame (connection stays) or a close, never a crash ---
