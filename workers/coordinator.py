@@ -47,6 +47,7 @@ class Coordinator:
         self.live = LiveListener(redis, keys, self.fanout.deliver_live)
         self.consumers: dict[int, ShardConsumer] = {}
         self.releasing: set[int] = set()
+        self.stopping = False
         self._order = acquisition_order(keys.shards, self.worker_id)
 
     @property
@@ -64,6 +65,7 @@ class Coordinator:
             balance_scope = anyio.CancelScope()
             tg.start_soon(self._balance_forever, tg, balance_scope)
             await stop.wait()
+            self.stopping = True  # no new shard from here on
             balance_scope.cancel()
             await self._hand_back_all()
             tg.cancel_scope.cancel()
@@ -98,6 +100,8 @@ class Coordinator:
                     break
                 if owners[shard] or shard in self.consumers:
                     continue
+                if self.stopping:
+                    return
                 if await self.leases.acquire(shard):
                     self._start(tg, shard)
         self.live.set_shards(self.owned - self.releasing)
@@ -131,13 +135,18 @@ class Coordinator:
     async def _hand_back_all(self) -> None:
         self.live.set_shards(set())
         with anyio.CancelScope(shield=True):
-            async with anyio.create_task_group() as tg:
-                for shard in list(self.consumers):
-                    if shard not in self.releasing:
-                        self.releasing.add(shard)
-                        tg.start_soon(self._hand_back, shard)
-            for consumer in list(self.consumers.values()):
-                await consumer.done.wait()
+            # A balance round cut short may still have started a consumer after
+            # the first pass (redis-py can swallow a cancellation): loop until none.
+            while self.consumers:
+                async with anyio.create_task_group() as tg:
+                    for shard in list(self.consumers):
+                        if shard not in self.releasing:
+                            self.releasing.add(shard)
+                            tg.start_soon(self._hand_back, shard)
+                for consumer in list(self.consumers.values()):
+                    consumer.stop()
+                    await consumer.done.wait()
+                await anyio.sleep(0.01)
             try:
                 await self.leases.unregister()
             except (RedisError, OSError) as exc:
