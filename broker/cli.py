@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.options import add_arguments as add_bench_arguments
 from broker import __version__
 from broker.logs import setup_logging
 from broker.settings import ConfigError, Settings, load_settings, require_manager_token
@@ -53,6 +54,13 @@ def _parser() -> argparse.ArgumentParser:
         help="run a fan-out worker",
         description="Consume dispatch shards; run as many as you need.",
     )
+    bench = sub.add_parser(
+        "bench",
+        help="run the benchmark suite (bench/, BENCHMARKS.md)",
+        description="Start a private redis-server, api and worker processes and "
+        "measure them next to same-run baselines; prints a table.",
+    )
+    add_bench_arguments(bench)
     sub.add_parser(
         "status",
         help="print shards, workers and nodes",
@@ -100,6 +108,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         run(lambda: run_worker(settings), use_uvloop=settings.uvloop)
         return EXIT_OK
+    if args.command == "bench":
+        from bench.main import run_bench
+
+        return run_bench(args)
     if args.command == "status":
         from broker.status import print_status
 

@@ -1,0 +1,265 @@
+"""Scenarios on the plain HTTP API: B1, B2 (send), B7 (messagesync), B9 (memory)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import redis
+
+from bench.cluster import Cluster, wait_healthy
+from bench.context import Context
+from bench.figures import Figure, Goal, Target
+from bench.httpgen import HttpRun, combined
+from bench.loop import run
+from bench.rawredis import append_all, channel_messages
+from broker.channels import ChannelType
+from broker.keys import Keys
+from broker.redis_conn import connect
+from broker.redis_server import free_port
+
+SEND_CONNECTIONS = 64
+SEND_PAYLOAD = json.dumps({"type": 1, "content": "hello " + "x" * 80}).encode()
+
+
+def write_send_bodies(path: Path, count: int = 1000) -> Path:
+    """Persisted person messages from u<i> to v<i> (one conversation each)."""
+    payload = base64.b64encode(SEND_PAYLOAD).decode()
+    lines = [
+        json.dumps({"header": {"red_dot": 1}, "from_uid": f"u{i}",
+                    "channel_id": f"v{i}", "channel_type": 1, "payload": payload})
+        for i in range(count)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def headers(token: str) -> dict[str, str]:
+    return {"token": token, "Content-Type": "application/json"}
+
+
+def stored_entries(cluster: Cluster) -> int:
+    """Entries in every dispatch stream: one per message the api stored."""
+    keys = Keys(shards=cluster.shards)
+    client = redis.Redis.from_url(cluster.redis.url)
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for shard in range(cluster.shards):
+                pipe.xlen(keys.dispatch(shard))
+            return int(sum(pipe.execute()))
+    finally:
+        client.close()
+
+
+def http_send(ctx: Context, scenario: str, processes: int) -> list[Figure]:
+    """POST /message/send, persisted person messages, ``processes`` api processes,
+    against the trivial msgspec endpoint with as many processes; runs alternate."""
+    bodies = write_send_bodies(ctx.root / f"{scenario}-bodies.txt")
+    duration = ctx.duration
+    with ctx.cluster(scenario) as cluster:
+        apis = cluster.start_apis(processes)
+        baseline_ports = [free_port() for _ in range(processes)]
+        for i, port in enumerate(baseline_ports):
+            proc = cluster.spawn(
+                [sys.executable, "-m", "bench.baseline_http", str(port)],
+                f"baseline{i}", env=cluster.env(BENCH_TOKEN=cluster.token))
+            wait_healthy(f"http://127.0.0.1:{port}", proc, logs=cluster.workdir)
+        conns = SEND_CONNECTIONS // processes
+        targets = {
+            "jindou": [f"{a.url}/message/send" for a in apis],
+            "baseline": [f"http://127.0.0.1:{p}/message/send" for p in baseline_ports],
+        }
+        results: dict[str, list[HttpRun]] = {"jindou": [], "baseline": []}
+        for name, urls in targets.items():  # warm both up (imports, caches)
+            ctx.http.run(urls, bodies, conns, ctx.warmup, headers(cluster.token))
+        before = stored_entries(cluster)
+        for i in range(ctx.runs):
+            for name, urls in targets.items():
+                ctx.say(f"{scenario} run {i + 1}/{ctx.runs}: {name}, "
+                        f"{processes} process(es), {duration:g} s")
+                runs = ctx.http.run(urls, bodies, conns, duration,
+                                    headers(cluster.token))
+                results[name].append(combined(runs))
+        stored = stored_entries(cluster) - before
+    ok = sum(r.requests - r.errors for r in results["jindou"])
+    errors = sum(r.errors for r in results["jindou"])
+    note = f"generator {ctx.http.name}, {SEND_CONNECTIONS} connections"
+    if errors:
+        note += f"; {errors} failed requests"
+    if stored < ok:
+        note += f"; only {stored} of {ok} acknowledged sends found stored"
+    rate_target = Target(Goal.RATIO_AT_LEAST, 0.5)
+    base = results["baseline"]
+    figures = [
+        Figure(scenario, "send rate", "msgs/s",
+               [r.rate for r in results["jindou"]], [r.rate for r in base],
+               baseline_name="msgspec endpoint", target=rate_target, note=note),
+    ]
+    if scenario == "B1":
+        figures += [
+            Figure(scenario, "send latency p50", "ms",
+                   [r.p50_ms for r in results["jindou"]], [r.p50_ms for r in base]),
+            Figure(scenario, "send latency p99", "ms",
+                   [r.p99_ms for r in results["jindou"]], [r.p99_ms for r in base]),
+        ]
+    return figures
+
+
+def b1(ctx: Context) -> list[Figure]:
+    return http_send(ctx, "B1", 1)
+
+
+def b2(ctx: Context) -> list[Figure]:
+    return http_send(ctx, "B2", 2)
+
+
+# -- B7 ---------------------------------------------------------------------------
+HOT_CHANNEL = "hot"
+SYNC_LIMIT = 100
+
+
+def write_sync_bodies(path: Path, last_seq: int, count: int = 1000) -> Path:
+    rng = random.Random(7)
+    lines = [
+        json.dumps({"login_uid": "reader", "channel_id": HOT_CHANNEL,
+                    "channel_type": int(ChannelType.GROUP),
+                    "start_message_seq": rng.randint(1, last_seq - SYNC_LIMIT + 1),
+                    "end_message_seq": 0, "limit": SYNC_LIMIT, "pull_mode": 1})
+        for _ in range(count)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def _prefill_channel(url: str, shards: int, count: int) -> None:
+    client = connect(url, timeout=60)
+    try:
+        await append_all(client, Keys(shards=shards),
+                         channel_messages(count, HOT_CHANNEL, int(ChannelType.GROUP)))
+    finally:
+        await client.aclose()
+
+
+async def _sync_returns(url: str, token: str, body: bytes) -> int:
+    async with aiohttp.ClientSession() as session, session.post(
+        f"{url}/channel/messagesync", data=body, headers=headers(token)
+    ) as resp:
+        data = await resp.json()
+        return len(data.get("messages", []))
+
+
+def b7(ctx: Context) -> list[Figure]:
+    """/channel/messagesync, limit 100, many readers of one hot channel."""
+    count = 2_000
+    bodies = write_sync_bodies(ctx.root / "B7-bodies.txt", count)
+    with ctx.cluster("B7") as cluster:
+        run(_prefill_channel(cluster.redis.url, cluster.shards, count))
+        (api,) = cluster.start_apis(1)
+        first = bodies.read_bytes().splitlines()[0]
+        got = run(_sync_returns(api.url, cluster.token, first))
+        if got != SYNC_LIMIT:
+            raise RuntimeError(f"messagesync returned {got} messages, not {SYNC_LIMIT}")
+        url = f"{api.url}/channel/messagesync"
+        ctx.http.run([url], bodies, SEND_CONNECTIONS, ctx.warmup, headers(cluster.token))
+        results = []
+        for i in range(ctx.runs):
+            ctx.say(f"B7 run {i + 1}/{ctx.runs}: messagesync, {ctx.duration:g} s")
+            (result,) = ctx.http.run([url], bodies, SEND_CONNECTIONS, ctx.duration,
+                                     headers(cluster.token))
+            results.append(result)
+    return [
+        Figure("B7", "messages served", "msgs/s",
+               [r.rate * SYNC_LIMIT for r in results],
+               target=Target(Goal.AT_LEAST, 100_000),
+               note=f"{SEND_CONNECTIONS} connections, {SYNC_LIMIT} messages per "
+               f"request from a {count}-message channel; requests/s = value / 100"),
+        Figure("B7", "messagesync latency p99", "ms", [r.p99_ms for r in results]),
+    ]
+
+
+# -- B9 ---------------------------------------------------------------------------
+B9_PAYLOAD = 200
+B9_CHANNELS = 100
+
+
+async def _send_many(url: str, token: str, count: int, first: int) -> int:
+    payload = base64.b64encode(b"p" * B9_PAYLOAD).decode()
+    sem = asyncio.Semaphore(32)
+    ok = 0
+
+    async def one(session: aiohttp.ClientSession, n: int) -> None:
+        nonlocal ok
+        body = {"header": {"red_dot": 1}, "from_uid": f"m{n % B9_CHANNELS}",
+                "channel_id": f"n{n % B9_CHANNELS}", "channel_type": 1,
+                "payload": payload}
+        async with sem, session.post(f"{url}/message/send", json=body,
+                                     headers={"token": token}) as resp:
+            await resp.read()
+            ok += resp.status == 200
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(one(session, first + n) for n in range(count)))
+    return ok
+
+
+def used_memory(client: redis.Redis) -> int:
+    info = client.info("memory")
+    return int(info["used_memory"])
+
+
+def key_kind(key: bytes) -> str:
+    """Group keys by what they hold (see keys.py) for the memory breakdown."""
+    text = key.decode(errors="replace")
+    for suffix, kind in ((":log", "log"), (":ix", "index"), (":meta", "meta"),
+                         (":badge", "badge"), (":dispatch", "dispatch"),
+                         (":conv", "conversations"), (":recent", "conversations")):
+        if text.endswith(suffix):
+            return kind
+    if ":dd:" in text:
+        return "dedupe"
+    return "other"
+
+
+def breakdown(client: redis.Redis) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for key in client.scan_iter(count=1000):
+        kind = key_kind(key)
+        usage = client.memory_usage(key, samples=0) or 0
+        sizes[kind] = sizes.get(kind, 0) + int(usage)
+    return sizes
+
+
+def b9(ctx: Context) -> list[Figure]:
+    """Redis memory per stored message with a 200-byte payload."""
+    per_batch = ctx.scale(20_000, 2_000)
+    runs: list[float] = []
+    with ctx.cluster("B9") as cluster:
+        (api,) = cluster.start_apis(1)
+        client = redis.Redis.from_url(cluster.redis.url)
+        try:
+            for i in range(ctx.runs):
+                ctx.say(f"B9 run {i + 1}/{ctx.runs}: {per_batch} messages")
+                before = used_memory(client)
+                ok = run(_send_many(api.url, cluster.token, per_batch, i * per_batch))
+                if ok != per_batch:
+                    raise RuntimeError(f"only {ok} of {per_batch} sends succeeded")
+                runs.append((used_memory(client) - before) / per_batch)
+            sizes = breakdown(client)
+        finally:
+            client.close()
+    total = ctx.runs * per_batch
+    parts = ", ".join(f"{k} {v / total:,.0f}" for k, v in sorted(sizes.items()))
+    retained = (sizes.get("log", 0) + sizes.get("index", 0)) / total
+    return [
+        Figure("B9", "Redis memory per message", "bytes",
+               runs, [float(B9_PAYLOAD)] * len(runs), baseline_name="payload",
+               target=Target(Goal.RATIO_AT_MOST, 2.5),
+               note=f"per message by key kind (MEMORY USAGE): {parts}; log+index "
+               f"alone {retained:,.0f} B ({retained / B9_PAYLOAD:.2f}x payload)"),
+    ]

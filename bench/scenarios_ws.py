@@ -1,0 +1,251 @@
+"""WebSocket scenarios: B3 (send), B4 (end-to-end), B5 (fan-out), B8 (idle memory).
+
+Each first checks that the api's WebSocket gateway listens (and, for delivery, that
+workers deliver); where a part is missing the figure says so instead of a number.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+
+import redis
+
+from bench.cluster import REPO_ROOT, Api, Cluster, rss_bytes, wait_healthy
+from bench.context import Context, run_python
+from bench.figures import Figure, Goal, Target, unavailable
+from broker.channels import ChannelType
+from broker.keys import Keys
+from broker.redis_server import free_port
+from broker.users import token_record
+
+USER_TOKEN = "bench-user-token-0123456789"  # noqa: S105 - a throwaway test token
+DEVICE_FLAG = 1
+NO_GATEWAY = "the WebSocket gateway is not on this branch (nothing listens on " \
+    "JINDOU_WS_ADDR)"
+
+
+def provision_tokens(cluster: Cluster, uids: Iterable[str]) -> None:
+    """Device tokens through the users seam: ``jd:{u:<uid>}:tok`` (hashed)."""
+    keys = Keys(shards=cluster.shards)
+    record = token_record(USER_TOKEN, 0)
+    client = redis.Redis.from_url(cluster.redis.url)
+    try:
+        with client.pipeline(transaction=False) as pipe:
+            for uid in uids:
+                pipe.hset(keys.tokens(uid), str(DEVICE_FLAG), record)
+            pipe.execute()
+    finally:
+        client.close()
+
+
+def add_members(cluster: Cluster, channel_id: str, uids: list[str]) -> None:
+    """Group members through the channel keys of DESIGN §3 (members set)."""
+    channel = Keys(shards=cluster.shards).channel(int(ChannelType.GROUP), channel_id)
+    client = redis.Redis.from_url(cluster.redis.url)
+    try:
+        client.sadd(channel.members, *uids)
+        client.hincrby(channel.meta, "members_ver", 1)
+    finally:
+        client.close()
+
+
+def gateway(cluster: Cluster, count: int = 1) -> list[Api] | None:
+    apis = cluster.start_apis(count)
+    return apis if all(cluster.ws_listening(a) for a in apis) else None
+
+
+def wsload(mode: str, url: str, timeout: float, **options: object) -> dict[str, object]:
+    args = [mode, url, "--token", USER_TOKEN]
+    for key, value in options.items():
+        args += [f"--{key.replace('_', '-')}", str(value)]
+    return run_python("bench.wsload", args, timeout=timeout)
+
+
+def _f(value: object) -> float:
+    return float(value)  # type: ignore[arg-type]
+
+
+# -- B3 ---------------------------------------------------------------------------
+def b3(ctx: Context) -> list[Figure]:
+    connections = ctx.scale(200, 50)
+    count = ctx.scale(60_000, 5_000)
+    raw: list[float] = []
+    sends: list[float] = []
+    p99: list[float] = []
+    missing = ""
+    with ctx.cluster("B3") as cluster:
+        apis = gateway(cluster)
+        if apis is None:
+            missing = NO_GATEWAY
+        else:
+            provision_tokens(cluster, [f"s{i}" for i in range(connections)])
+        for i in range(ctx.runs):
+            ctx.say(f"B3 run {i + 1}/{ctx.runs}: raw append script, pipelined")
+            result = run_python("bench.rawredis",
+                                ["append", cluster.redis.url, "--count", str(count)],
+                                timeout=120)
+            raw.append(_f(result["messages"]) / _f(result["seconds"]))
+            if apis is None:
+                continue
+            ctx.say(f"B3 run {i + 1}/{ctx.runs}: WebSocket send, {connections} conns")
+            result = wsload("send", apis[0].ws_url, ctx.duration + 60,
+                            connections=connections, duration=ctx.duration)
+            sends.append(_f(result["rate"]))
+            p99.append(_f(result["p99_ms"]))
+    target = Target(Goal.RATIO_AT_LEAST, 0.4)
+    base = "append script, pipelined redis-py"
+    if missing:
+        return [
+            unavailable("B3", "WebSocket send rate", "msgs/s", missing, target),
+            Figure("B3", "Redis append ceiling (baseline alone)", "msgs/s", raw,
+                   note=f"{base}: 4 pipelines of 100 scripts in flight"),
+        ]
+    return [
+        Figure("B3", "WebSocket send rate", "msgs/s", sends, raw, baseline_name=base,
+               target=target, note=f"{connections} connections, closed loop"),
+        Figure("B3", "send->result p99", "ms", p99),
+    ]
+
+
+# -- B4 ---------------------------------------------------------------------------
+def delivery_works(cluster: Cluster, api: Api) -> bool:
+    """One message from d0 to d1: does d1 get a recv within a few seconds?"""
+    provision_tokens(cluster, ["r0", "s0"])
+    try:
+        result = wsload("e2e", api.ws_url, 60, connections=1, rate=5, duration=1)
+    except Exception:
+        return False
+    return _f(result["received"]) > 0
+
+
+def b4(ctx: Context) -> list[Figure]:
+    rate = 2000
+    pairs = ctx.scale(100, 20)
+    p50: list[float] = []
+    p99: list[float] = []
+    worst: list[float] = []
+    lost = 0
+    with ctx.cluster("B4") as cluster:
+        apis = gateway(cluster)
+        if apis is None:
+            return [unavailable("B4", "send->recv latency", "ms", NO_GATEWAY)]
+        cluster.start_workers(1)
+        if not delivery_works(cluster, apis[0]):
+            return [unavailable("B4", "send->recv latency", "ms",
+                                "no recv arrived: live delivery (workers -> gateway) "
+                                "is not on this branch")]
+        provision_tokens(cluster, [f"{p}{i}" for p in "rs" for i in range(pairs)])
+        for i in range(ctx.runs):
+            ctx.say(f"B4 run {i + 1}/{ctx.runs}: {rate} msgs/s, {pairs} pairs")
+            result = wsload("e2e", apis[0].ws_url, ctx.duration + 60,
+                            connections=pairs, rate=rate, duration=ctx.duration)
+            p50.append(_f(result["p50_ms"]))
+            p99.append(_f(result["p99_ms"]))
+            worst.append(_f(result["max_ms"]))
+            lost += int(_f(result["sent"]) - _f(result["received"]))
+    note = f"{pairs} sender/receiver pairs, 1 api, 1 worker"
+    if lost:
+        note += f"; {lost} messages not received within 1 s of the end"
+    return [
+        Figure("B4", "send->recv p50", "ms", p50, target=Target(Goal.AT_MOST, 5),
+               note=note),
+        Figure("B4", "send->recv p99", "ms", p99, target=Target(Goal.AT_MOST, 25)),
+        Figure("B4", "send->recv max", "ms", worst),
+    ]
+
+
+# -- B5 ---------------------------------------------------------------------------
+FAN_CHANNEL = "fan"
+
+
+def best_step(result: dict[str, object], bound: float) -> float:
+    """Deliveries/s of the fastest step whose p99 stayed within the bound."""
+    steps = result["steps"]
+    assert isinstance(steps, list)
+    good = [s["deliveries_per_s"] for s in steps
+            if s["p99_ms"] <= bound and s["count"] >= 0.99 * s["expected"]]
+    return float(max(good, default=0.0))
+
+
+def b5(ctx: Context) -> list[Figure]:
+    members = ctx.scale(500, 100)
+    rates = "10,20,50,100,200,400,800" if not ctx.quick else "10,50,200"
+    step = min(ctx.duration, 3.0)
+    jindou: list[float] = []
+    bare: list[float] = []
+    with ctx.cluster("B5") as cluster:
+        apis = gateway(cluster)
+        if apis is None:
+            return [unavailable("B5", "fan-out deliveries", "deliveries/s", NO_GATEWAY)]
+        cluster.start_workers(1)
+        if not delivery_works(cluster, apis[0]):
+            return [unavailable("B5", "fan-out deliveries", "deliveries/s",
+                                "no recv arrived: live delivery is not on this branch")]
+        uids = [f"m{i}" for i in range(members)]
+        provision_tokens(cluster, [*uids, "fan-sender"])
+        add_members(cluster, FAN_CHANNEL, [*uids, "fan-sender"])
+        port = free_port()
+        proc = cluster.spawn([sys.executable, "-m", "bench.baseline_ws", str(port)],
+                             "baseline_ws")
+        wait_healthy(f"http://127.0.0.1:{port}", proc, logs=cluster.workdir)
+        targets = {"jindou": apis[0].ws_url, "bare": f"ws://127.0.0.1:{port}/"}
+        for i in range(ctx.runs):
+            for name, url in targets.items():
+                ctx.say(f"B5 run {i + 1}/{ctx.runs}: {name}, {members} members, "
+                        f"rates {rates}")
+                result = wsload("fanout", url, 600, connections=members, rates=rates,
+                                duration=step, channel=FAN_CHANNEL)
+                (jindou if name == "jindou" else bare).append(best_step(result, 100))
+    return [
+        Figure("B5", "fan-out deliveries at p99 <= 100 ms", "deliveries/s", jindou,
+               bare, baseline_name="bare aiohttp broadcast",
+               target=Target(Goal.RATIO_AT_LEAST, 0.6),
+               note=f"{members} online members, send rates {rates} msgs/s, "
+               f"{step:g} s per step"),
+    ]
+
+
+# -- B8 ---------------------------------------------------------------------------
+def b8(ctx: Context) -> list[Figure]:
+    count = ctx.scale(10_000, 500)
+    per_conn: list[float] = []
+    with ctx.cluster("B8") as cluster:
+        apis = gateway(cluster)
+        if apis is None:
+            return [unavailable("B8", "RSS per idle connection", "KiB", NO_GATEWAY,
+                                Target(Goal.AT_MOST, 16))]
+        api = apis[0]
+        provision_tokens(cluster, [f"i{i}" for i in range(count)])
+        for i in range(ctx.runs):
+            ctx.say(f"B8 run {i + 1}/{ctx.runs}: {count} idle connections")
+            time.sleep(1.0)  # let the api settle after the last run's disconnects
+            before = rss_bytes(api.proc.pid)
+            client = subprocess.Popen(
+                [sys.executable, "-m", "bench.wsload", "idle", api.ws_url,
+                 "--token", USER_TOKEN, "--connections", str(count)],
+                cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT)
+            try:
+                assert client.stdout is not None and client.stdin is not None
+                line = client.stdout.readline().decode()
+                if line.strip() != "READY":
+                    raise RuntimeError(f"idle client failed: {line}"
+                                       f"{client.stdout.read().decode()[-2000:]}")
+                time.sleep(1.0)
+                after = rss_bytes(api.proc.pid)
+                client.stdin.close()
+                client.wait(60)
+            finally:
+                if client.poll() is None:
+                    client.kill()
+                    client.wait()
+            per_conn.append((after - before) / count / 1024)
+    return [
+        Figure("B8", "RSS per idle connection", "KiB", per_conn,
+               target=Target(Goal.AT_MOST, 16),
+               note=f"{count} authenticated idle connections on one api process; "
+               "RSS growth of the api process / connections"),
+    ]
