@@ -27,8 +27,9 @@ def create_app(token: str) -> web.Application:
 
     async def send(request: web.Request) -> web.Response:
         nonlocal counter
-        if not hmac.compare_digest(request.headers.get("token", "").encode(),
-                                   token.encode()):
+        if not hmac.compare_digest(
+            request.headers.get("token", "").encode(), token.encode()
+        ):
             return web.json_response({"status": 401, "msg": "token"}, status=401)
         body = _decode(await request.read())
         counter += 1
@@ -39,8 +40,9 @@ def create_app(token: str) -> web.Application:
             message_seq=counter,
             persisted=True,
         )
-        return web.Response(body=_encode(SendResponse(data=result)),
-                            content_type="application/json")
+        return web.Response(
+            body=_encode(SendResponse(data=result)), content_type="application/json"
+        )
 
     async def health(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -36,20 +36,46 @@ def create_app() -> web.Application:
                 frame = _decode(msg.data)
                 method = frame.get("method")
                 if method == "connect":
-                    await ws.send_str(_encode({"jsonrpc": "2.0", "id": frame["id"],
-                                               "result": {"reasonCode": 1}}).decode())
+                    await ws.send_str(
+                        _encode(
+                            {
+                                "jsonrpc": "2.0",
+                                "id": frame["id"],
+                                "result": {"reasonCode": 1},
+                            }
+                        ).decode()
+                    )
                 elif method == "send":
                     params = frame["params"]
                     seq = next(ids)
-                    await ws.send_str(_encode({"jsonrpc": "2.0", "id": frame["id"],
-                                               "result": {"reasonCode": 1,
-                                                          "messageId": str(seq),
-                                                          "messageSeq": seq}}).decode())
-                    push = _encode({"jsonrpc": "2.0", "method": "recv", "params": {
-                        "header": {"redDot": True}, "messageId": str(seq),
-                        "messageSeq": seq, "channelId": params["channelId"],
-                        "channelType": params["channelType"], "fromUid": "sender",
-                        "payload": params["payload"]}}).decode()
+                    await ws.send_str(
+                        _encode(
+                            {
+                                "jsonrpc": "2.0",
+                                "id": frame["id"],
+                                "result": {
+                                    "reasonCode": 1,
+                                    "messageId": str(seq),
+                                    "messageSeq": seq,
+                                },
+                            }
+                        ).decode()
+                    )
+                    push = _encode(
+                        {
+                            "jsonrpc": "2.0",
+                            "method": "recv",
+                            "params": {
+                                "header": {"redDot": True},
+                                "messageId": str(seq),
+                                "messageSeq": seq,
+                                "channelId": params["channelId"],
+                                "channelType": params["channelType"],
+                                "fromUid": "sender",
+                                "payload": params["payload"],
+                            },
+                        }
+                    ).decode()
                     for other in list(clients):
                         if other is not ws and not other.closed:
                             await other.send_str(push)

@@ -63,8 +63,9 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE) -> No
 
 
 def port_open(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(
-        ("127.0.0.1", port), timeout=0.2
+    with (
+        contextlib.suppress(OSError),
+        socket.create_connection(("127.0.0.1", port), timeout=0.2),
     ):
         return True
     return False
@@ -86,8 +87,9 @@ class Cluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.shards = shards
         self.token = secrets.token_urlsafe(24)
-        self.redis = RedisProcess(workdir / "redis", appendonly=True,
-                                  appendfsync="everysec")
+        self.redis = RedisProcess(
+            workdir / "redis", appendonly=True, appendfsync="everysec"
+        )
         self.apis: list[Api] = []
         self.workers: list[subprocess.Popen[bytes]] = []
         self._children: list[subprocess.Popen[bytes]] = []
@@ -115,13 +117,17 @@ class Cluster:
             **extra,
         )
 
-    def spawn(self, argv: list[str], name: str, env: dict[str, str] | None = None
-              ) -> subprocess.Popen[bytes]:
+    def spawn(
+        self, argv: list[str], name: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         """Start a child whose output goes to ``<workdir>/<name>.log``."""
         log = (self.workdir / f"{name}.log").open("ab")
         try:
             proc = subprocess.Popen(  # our own argv, no shell
-                argv, cwd=REPO_ROOT, env=env or self.env(), stdout=log,
+                argv,
+                cwd=REPO_ROOT,
+                env=env or self.env(),
+                stdout=log,
                 stderr=subprocess.STDOUT,
             )
         finally:
@@ -138,11 +144,13 @@ class Cluster:
 
     # -- roles ----------------------------------------------------------------------
     def start_apis(self, count: int, timeout: float = 30.0) -> list[Api]:
-        started = []
+        started: list[Api] = []
         for _ in range(count):
             port, ws_port = free_port(), free_port()
-            env = self.env(JINDOU_API_ADDR=f"127.0.0.1:{port}",
-                           JINDOU_WS_ADDR=f"127.0.0.1:{ws_port}")
+            env = self.env(
+                JINDOU_API_ADDR=f"127.0.0.1:{port}",
+                JINDOU_WS_ADDR=f"127.0.0.1:{ws_port}",
+            )
             name = f"api{len(self.apis) + len(started)}"
             proc = self.spawn([sys.executable, "-m", "broker", "api"], name, env)
             started.append(Api(proc, port, ws_port))
@@ -153,8 +161,10 @@ class Cluster:
 
     def start_workers(self, count: int) -> list[subprocess.Popen[bytes]]:
         started = [
-            self.spawn([sys.executable, "-m", "broker", "worker"],
-                       f"worker{len(self.workers) + i}")
+            self.spawn(
+                [sys.executable, "-m", "broker", "worker"],
+                f"worker{len(self.workers) + i}",
+            )
             for i in range(count)
         ]
         self.workers += started
@@ -173,18 +183,25 @@ class Cluster:
         return False
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0,
-                 logs: Path | None = None) -> None:
+def wait_healthy(
+    url: str,
+    proc: subprocess.Popen[bytes],
+    timeout: float = 30.0,
+    logs: Path | None = None,
+) -> None:
     """Wait until ``GET <url>/health`` answers 200; fail early if ``proc`` died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise ClusterError(f"{proc.args!r} exited with {proc.returncode}; "
-                               f"see the logs in {logs}")
-        with contextlib.suppress(OSError, urllib.error.URLError):
-            with urllib.request.urlopen(f"{url}/health", timeout=1) as resp:
-                if resp.status == 200:
-                    return
+            raise ClusterError(
+                f"{proc.args!r} exited with {proc.returncode}; see the logs in {logs}"
+            )
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError),
+            urllib.request.urlopen(f"{url}/health", timeout=1) as resp,
+        ):
+            if resp.status == 200:
+                return
         time.sleep(0.05)
     raise ClusterError(f"{url} did not answer /health in {timeout:g} s")
 

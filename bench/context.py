@@ -41,12 +41,17 @@ class Context:
             yield cluster
 
 
-def run_python(module: str, args: list[str], *, timeout: float,
-               env: dict[str, str] | None = None) -> dict[str, Any]:
+def run_python(
+    module: str, args: list[str], *, timeout: float, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Run ``python -m <module> ...`` as a separate process; parse its JSON line."""
     proc = subprocess.run(
         [sys.executable, "-m", module, *args],
-        cwd=REPO_ROOT, capture_output=True, timeout=timeout, env=env, check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=timeout,
+        env=env,
+        check=False,
     )
     out = proc.stdout.decode()
     for line in out.splitlines():

@@ -100,10 +100,15 @@ class Figure:
                 return Verdict.UNAVAILABLE
             met = ratio >= bound if goal is Goal.RATIO_AT_LEAST else ratio <= bound
         else:
-            met = value.median >= bound if goal is Goal.AT_LEAST else value.median <= bound
+            met = (
+                value.median >= bound
+                if goal is Goal.AT_LEAST
+                else value.median <= bound
+            )
         return Verdict.MET if met else Verdict.MISSED
 
 
-def unavailable(scenario: str, name: str, unit: str, reason: str,
-                target: Target | None = None) -> Figure:
+def unavailable(
+    scenario: str, name: str, unit: str, reason: str, target: Target | None = None
+) -> Figure:
     return Figure(scenario, name, unit, target=target, unavailable=reason)

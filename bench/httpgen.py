@@ -104,28 +104,59 @@ class HttpLoad:
     def name(self) -> str:
         return "wrk" if self.wrk else "aiohttp (python -m bench.httpload)"
 
-    def command(self, url: str, bodies: Path, connections: int, duration: float,
-                headers: dict[str, str]) -> list[str]:
+    def command(
+        self,
+        url: str,
+        bodies: Path,
+        connections: int,
+        duration: float,
+        headers: dict[str, str],
+    ) -> list[str]:
         if self.wrk:
             seconds = max(1, round(duration))  # wrk takes whole seconds
-            argv = [self.wrk, "-t1", f"-c{connections}", f"-d{seconds}s",
-                    "--timeout", "10s", "-s", str(self.script)]
+            argv = [
+                self.wrk,
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--timeout",
+                "10s",
+                "-s",
+                str(self.script),
+            ]
             for key, value in headers.items():
                 argv += ["-H", f"{key}: {value}"]
             return [*argv, url, "--", str(bodies)]
-        argv = [sys.executable, "-m", "bench.httpload", url, str(bodies),
-                "--connections", str(connections), "--duration", f"{duration:g}"]
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.httpload",
+            url,
+            str(bodies),
+            "--connections",
+            str(connections),
+            "--duration",
+            f"{duration:g}",
+        ]
         for key, value in headers.items():
             argv += ["--header", f"{key}:{value}"]
         return argv
 
-    def run(self, targets: list[str], bodies: Path, connections: int,
-            duration: float, headers: dict[str, str]) -> list[HttpRun]:
+    def run(
+        self,
+        targets: list[str],
+        bodies: Path,
+        connections: int,
+        duration: float,
+        headers: dict[str, str],
+    ) -> list[HttpRun]:
         """One generator per target URL, all at once; ``connections`` each."""
         procs = [
             subprocess.Popen(
                 self.command(url, bodies, connections, duration, headers),
-                cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
             )
             for url in targets
         ]

@@ -21,8 +21,13 @@ from bench.latency import percentile
 from bench.loop import run
 
 
-async def load(url: str, bodies: list[bytes], connections: int, duration: float,
-               headers: dict[str, str]) -> dict[str, int]:
+async def load(
+    url: str,
+    bodies: list[bytes],
+    connections: int,
+    duration: float,
+    headers: dict[str, str],
+) -> dict[str, int]:
     latencies: list[float] = []
     errors = non2xx = 0
     stop_at = time.perf_counter() + duration
@@ -70,8 +75,15 @@ def main() -> None:
     args = parser.parse_args()
     headers = dict(h.split(":", 1) for h in args.header)
     bodies = [line for line in args.bodies.read_bytes().splitlines() if line]
-    result = run(load(args.url, bodies, args.connections, args.duration,
-                              {k.strip(): v.strip() for k, v in headers.items()}))
+    result = run(
+        load(
+            args.url,
+            bodies,
+            args.connections,
+            args.duration,
+            {k.strip(): v.strip() for k, v in headers.items()},
+        )
+    )
     sys.stdout.write("JSON " + json.dumps(result) + "\n")
 
 

@@ -39,10 +39,12 @@ SCENARIOS = [
     Scenario("B3", "WebSocket send from 200 connections", scenarios_ws.b3, False),
     Scenario("B4", "end-to-end send -> recv at 2,000 msgs/s", scenarios_ws.b4, False),
     Scenario("B5", "group fan-out to 500 online members", scenarios_ws.b5, False),
-    Scenario("B6", "worker throughput on a dispatch backlog", scenarios_redis.b6,
-             False),
-    Scenario("B7", "/channel/messagesync, limit 100, hot channel", scenarios_http.b7,
-             True),
+    Scenario(
+        "B6", "worker throughput on a dispatch backlog", scenarios_redis.b6, False
+    ),
+    Scenario(
+        "B7", "/channel/messagesync, limit 100, hot channel", scenarios_http.b7, True
+    ),
     Scenario("B8", "idle authenticated WebSocket connections", scenarios_ws.b8, False),
     Scenario("B9", "Redis memory per stored message", scenarios_http.b9, True),
 ]
@@ -56,14 +58,16 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-        mem_kb = next(int(line.split()[1]) for line in
-                      Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal:"))
+        mem_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal:")
+        )
     except (OSError, StopIteration):
         mem_kb = 0
     redis_version = subprocess.run(
-        [find_redis_server(), "--version"], capture_output=True, text=True,
-        check=False).stdout.strip()
+        [find_redis_server(), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,
@@ -79,27 +83,45 @@ def _say(text: str) -> None:
     sys.stderr.flush()
 
 
+class UnknownScenario(ValueError):
+    pass
+
+
 def select(names: Sequence[str]) -> list[Scenario]:
     if not names:
         return list(SCENARIOS)
     unknown = [n for n in names if n.upper() not in BY_ID]
     if unknown:
-        raise SystemExit(f"jindou bench: unknown scenario {', '.join(unknown)}; "
-                         f"choose from {', '.join(BY_ID)}")
+        raise UnknownScenario(
+            f"unknown scenario {', '.join(unknown)}; choose from {', '.join(BY_ID)}"
+        )
     return [BY_ID[n.upper()] for n in names]
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    chosen = select(args.scenarios)
+    try:
+        chosen = select(args.scenarios)
+    except UnknownScenario as exc:
+        sys.stderr.write(f"jindou bench: {exc}\n")
+        return 2
+    if args.runs < 1:
+        sys.stderr.write("jindou bench: --runs must be at least 1\n")
+        return 2
     raise_fd_limit()
     scratch = Path(tempfile.mkdtemp(prefix="jindou-bench-"))
     http = HttpLoad(scratch)
     if http.wrk is None:
         _say(WRK_MISSING)
     duration = args.duration or (2.0 if args.quick else 8.0)
-    ctx = Context(quick=args.quick, root=scratch, http=http, say=_say,
-                  runs=args.runs, duration=duration,
-                  warmup=1.0 if args.quick else 2.0)
+    ctx = Context(
+        quick=args.quick,
+        root=scratch,
+        http=http,
+        say=_say,
+        runs=args.runs,
+        duration=duration,
+        warmup=1.0 if args.quick else 2.0,
+    )
     figures: list[Figure] = []
     began = time.monotonic()
     for scenario in chosen:
@@ -109,17 +131,25 @@ def run_bench(args: argparse.Namespace) -> int:
         except Exception as exc:  # one broken scenario must not hide the others
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             _say(f"{scenario.id} failed: {exc!r} (logs in {scratch / scenario.id})")
-            figures.append(unavailable(scenario.id, scenario.title, "",
-                                       f"failed: {reason}"))
+            figures.append(
+                unavailable(scenario.id, scenario.title, "", f"failed: {reason}")
+            )
     elapsed = time.monotonic() - began
     text = table(figures)
     sys.stdout.write(text + "\n")
     if args.json:
-        doc = document(figures, machine(), {
-            "command": "jindou bench " + shlex.join(sys.argv[2:]),
-            "quick": args.quick, "runs": args.runs, "duration_s": duration,
-            "http_generator": http.name, "seconds": round(elapsed, 1),
-        })
+        doc = document(
+            figures,
+            machine(),
+            {
+                "command": "jindou bench " + shlex.join(sys.argv[2:]),
+                "quick": args.quick,
+                "runs": args.runs,
+                "duration_s": duration,
+                "http_generator": http.name,
+                "seconds": round(elapsed, 1),
+            },
+        )
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
     if args.keep:
         _say(f"scratch dir kept: {scratch}")

@@ -18,6 +18,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -34,8 +35,9 @@ PAYLOAD = b'{"type":1,"content":"' + b"x" * 80 + b'"}'
 PAIRS = 1000
 
 
-def person_messages(count: int, payload: bytes = PAYLOAD, pairs: int = PAIRS,
-                    first_id: int = 1) -> Iterator[StoredMessage]:
+def person_messages(
+    count: int, payload: bytes = PAYLOAD, pairs: int = PAIRS, first_id: int = 1
+) -> Iterator[StoredMessage]:
     """``count`` person messages spread over ``pairs`` conversations."""
     now = int(time.time() * 1000)
     for n in range(count):
@@ -52,8 +54,9 @@ def person_messages(count: int, payload: bytes = PAYLOAD, pairs: int = PAIRS,
         )
 
 
-def channel_messages(count: int, channel_id: str, channel_type: int,
-                     payload: bytes = PAYLOAD) -> Iterator[StoredMessage]:
+def channel_messages(
+    count: int, channel_id: str, channel_type: int, payload: bytes = PAYLOAD
+) -> Iterator[StoredMessage]:
     now = int(time.time() * 1000)
     for n in range(count):
         yield StoredMessage(
@@ -68,8 +71,14 @@ def channel_messages(count: int, channel_id: str, channel_type: int,
         )
 
 
-async def append_all(redis: Redis, keys: Keys, messages: Iterator[StoredMessage],
-                     *, batch: int = 100, concurrency: int = 4) -> int:
+async def append_all(
+    redis: Redis,
+    keys: Keys,
+    messages: Iterator[StoredMessage],
+    *,
+    batch: int = 100,
+    concurrency: int = 4,
+) -> int:
     """Append every message through the append script, ``concurrency``
     pipelines of ``batch`` scripts in flight. Returns how many were stored."""
     store = Store(redis, keys)
@@ -106,15 +115,15 @@ async def drain(redis: Redis, keys: Keys, group: str, *, count: int = 500) -> in
                 raise
     done = 0
     while True:
-        reply = await redis.xreadgroup(
+        reply: Any = await redis.xreadgroup(
             group, "raw", dict.fromkeys(streams, ">"), count=count
         )
         if not reply:
             return done
         async with redis.pipeline(transaction=False) as pipe:
-            for stream, entries in reply:
+            for name, entries in reply:
                 if entries:
-                    pipe.xack(stream, group, *[e[0] for e in entries])  # type: ignore[unused-awaitable]
+                    pipe.xack(name, group, *[e[0] for e in entries])  # type: ignore[unused-awaitable]
                     done += len(entries)
             await pipe.execute()
 
@@ -125,8 +134,13 @@ async def _main(args: argparse.Namespace) -> dict[str, float]:
     try:
         began = time.perf_counter()
         if args.mode == "append":
-            done = await append_all(redis, keys, person_messages(args.count),
-                                    batch=args.batch, concurrency=args.concurrency)
+            done = await append_all(
+                redis,
+                keys,
+                person_messages(args.count),
+                batch=args.batch,
+                concurrency=args.concurrency,
+            )
         else:
             done = await drain(redis, keys, args.group)
         return {"messages": done, "seconds": time.perf_counter() - began}

@@ -21,10 +21,11 @@ from broker.keys import Keys
 from broker.redis_server import free_port
 from broker.users import token_record
 
-USER_TOKEN = "bench-user-token-0123456789"  # noqa: S105 - a throwaway test token
+USER_TOKEN = "bench-user-token-0123456789"  # a throwaway test token
 DEVICE_FLAG = 1
-NO_GATEWAY = "the WebSocket gateway is not on this branch (nothing listens on " \
-    "JINDOU_WS_ADDR)"
+NO_GATEWAY = (
+    "the WebSocket gateway is not on this branch (nothing listens on JINDOU_WS_ADDR)"
+)
 
 
 def provision_tokens(cluster: Cluster, uids: Iterable[str]) -> None:
@@ -84,15 +85,22 @@ def b3(ctx: Context) -> list[Figure]:
             provision_tokens(cluster, [f"s{i}" for i in range(connections)])
         for i in range(ctx.runs):
             ctx.say(f"B3 run {i + 1}/{ctx.runs}: raw append script, pipelined")
-            result = run_python("bench.rawredis",
-                                ["append", cluster.redis.url, "--count", str(count)],
-                                timeout=120)
+            result = run_python(
+                "bench.rawredis",
+                ["append", cluster.redis.url, "--count", str(count)],
+                timeout=120,
+            )
             raw.append(_f(result["messages"]) / _f(result["seconds"]))
             if apis is None:
                 continue
             ctx.say(f"B3 run {i + 1}/{ctx.runs}: WebSocket send, {connections} conns")
-            result = wsload("send", apis[0].ws_url, ctx.duration + 60,
-                            connections=connections, duration=ctx.duration)
+            result = wsload(
+                "send",
+                apis[0].ws_url,
+                ctx.duration + 60,
+                connections=connections,
+                duration=ctx.duration,
+            )
             sends.append(_f(result["rate"]))
             p99.append(_f(result["p99_ms"]))
     target = Target(Goal.RATIO_AT_LEAST, 0.4)
@@ -100,12 +108,25 @@ def b3(ctx: Context) -> list[Figure]:
     if missing:
         return [
             unavailable("B3", "WebSocket send rate", "msgs/s", missing, target),
-            Figure("B3", "Redis append ceiling (baseline alone)", "msgs/s", raw,
-                   note=f"{base}: 4 pipelines of 100 scripts in flight"),
+            Figure(
+                "B3",
+                "Redis append ceiling (baseline alone)",
+                "msgs/s",
+                raw,
+                note=f"{base}: 4 pipelines of 100 scripts in flight",
+            ),
         ]
     return [
-        Figure("B3", "WebSocket send rate", "msgs/s", sends, raw, baseline_name=base,
-               target=target, note=f"{connections} connections, closed loop"),
+        Figure(
+            "B3",
+            "WebSocket send rate",
+            "msgs/s",
+            sends,
+            raw,
+            baseline_name=base,
+            target=target,
+            note=f"{connections} connections, closed loop",
+        ),
         Figure("B3", "send->result p99", "ms", p99),
     ]
 
@@ -134,14 +155,26 @@ def b4(ctx: Context) -> list[Figure]:
             return [unavailable("B4", "send->recv latency", "ms", NO_GATEWAY)]
         cluster.start_workers(1)
         if not delivery_works(cluster, apis[0]):
-            return [unavailable("B4", "send->recv latency", "ms",
-                                "no recv arrived: live delivery (workers -> gateway) "
-                                "is not on this branch")]
+            return [
+                unavailable(
+                    "B4",
+                    "send->recv latency",
+                    "ms",
+                    "no recv arrived: live delivery (workers -> gateway) "
+                    "is not on this branch",
+                )
+            ]
         provision_tokens(cluster, [f"{p}{i}" for p in "rs" for i in range(pairs)])
         for i in range(ctx.runs):
             ctx.say(f"B4 run {i + 1}/{ctx.runs}: {rate} msgs/s, {pairs} pairs")
-            result = wsload("e2e", apis[0].ws_url, ctx.duration + 60,
-                            connections=pairs, rate=rate, duration=ctx.duration)
+            result = wsload(
+                "e2e",
+                apis[0].ws_url,
+                ctx.duration + 60,
+                connections=pairs,
+                rate=rate,
+                duration=ctx.duration,
+            )
             p50.append(_f(result["p50_ms"]))
             p99.append(_f(result["p99_ms"]))
             worst.append(_f(result["max_ms"]))
@@ -150,8 +183,9 @@ def b4(ctx: Context) -> list[Figure]:
     if lost:
         note += f"; {lost} messages not received within 1 s of the end"
     return [
-        Figure("B4", "send->recv p50", "ms", p50, target=Target(Goal.AT_MOST, 5),
-               note=note),
+        Figure(
+            "B4", "send->recv p50", "ms", p50, target=Target(Goal.AT_MOST, 5), note=note
+        ),
         Figure("B4", "send->recv p99", "ms", p99, target=Target(Goal.AT_MOST, 25)),
         Figure("B4", "send->recv max", "ms", worst),
     ]
@@ -165,8 +199,11 @@ def best_step(result: dict[str, object], bound: float) -> float:
     """Deliveries/s of the fastest step whose p99 stayed within the bound."""
     steps = result["steps"]
     assert isinstance(steps, list)
-    good = [s["deliveries_per_s"] for s in steps
-            if s["p99_ms"] <= bound and s["count"] >= 0.99 * s["expected"]]
+    good = [
+        s["deliveries_per_s"]
+        for s in steps
+        if s["p99_ms"] <= bound and s["count"] >= 0.99 * s["expected"]
+    ]
     return float(max(good, default=0.0))
 
 
@@ -182,29 +219,51 @@ def b5(ctx: Context) -> list[Figure]:
             return [unavailable("B5", "fan-out deliveries", "deliveries/s", NO_GATEWAY)]
         cluster.start_workers(1)
         if not delivery_works(cluster, apis[0]):
-            return [unavailable("B5", "fan-out deliveries", "deliveries/s",
-                                "no recv arrived: live delivery is not on this branch")]
+            return [
+                unavailable(
+                    "B5",
+                    "fan-out deliveries",
+                    "deliveries/s",
+                    "no recv arrived: live delivery is not on this branch",
+                )
+            ]
         uids = [f"m{i}" for i in range(members)]
         provision_tokens(cluster, [*uids, "fan-sender"])
         add_members(cluster, FAN_CHANNEL, [*uids, "fan-sender"])
         port = free_port()
-        proc = cluster.spawn([sys.executable, "-m", "bench.baseline_ws", str(port)],
-                             "baseline_ws")
+        proc = cluster.spawn(
+            [sys.executable, "-m", "bench.baseline_ws", str(port)], "baseline_ws"
+        )
         wait_healthy(f"http://127.0.0.1:{port}", proc, logs=cluster.workdir)
         targets = {"jindou": apis[0].ws_url, "bare": f"ws://127.0.0.1:{port}/"}
         for i in range(ctx.runs):
             for name, url in targets.items():
-                ctx.say(f"B5 run {i + 1}/{ctx.runs}: {name}, {members} members, "
-                        f"rates {rates}")
-                result = wsload("fanout", url, 600, connections=members, rates=rates,
-                                duration=step, channel=FAN_CHANNEL)
+                ctx.say(
+                    f"B5 run {i + 1}/{ctx.runs}: {name}, {members} members, "
+                    f"rates {rates}"
+                )
+                result = wsload(
+                    "fanout",
+                    url,
+                    600,
+                    connections=members,
+                    rates=rates,
+                    duration=step,
+                    channel=FAN_CHANNEL,
+                )
                 (jindou if name == "jindou" else bare).append(best_step(result, 100))
     return [
-        Figure("B5", "fan-out deliveries at p99 <= 100 ms", "deliveries/s", jindou,
-               bare, baseline_name="bare aiohttp broadcast",
-               target=Target(Goal.RATIO_AT_LEAST, 0.6),
-               note=f"{members} online members, send rates {rates} msgs/s, "
-               f"{step:g} s per step"),
+        Figure(
+            "B5",
+            "fan-out deliveries at p99 <= 100 ms",
+            "deliveries/s",
+            jindou,
+            bare,
+            baseline_name="bare aiohttp broadcast",
+            target=Target(Goal.RATIO_AT_LEAST, 0.6),
+            note=f"{members} online members, send rates {rates} msgs/s, "
+            f"{step:g} s per step",
+        ),
     ]
 
 
@@ -215,8 +274,15 @@ def b8(ctx: Context) -> list[Figure]:
     with ctx.cluster("B8") as cluster:
         apis = gateway(cluster)
         if apis is None:
-            return [unavailable("B8", "RSS per idle connection", "KiB", NO_GATEWAY,
-                                Target(Goal.AT_MOST, 16))]
+            return [
+                unavailable(
+                    "B8",
+                    "RSS per idle connection",
+                    "KiB",
+                    NO_GATEWAY,
+                    Target(Goal.AT_MOST, 16),
+                )
+            ]
         api = apis[0]
         provision_tokens(cluster, [f"i{i}" for i in range(count)])
         for i in range(ctx.runs):
@@ -224,16 +290,31 @@ def b8(ctx: Context) -> list[Figure]:
             time.sleep(1.0)  # let the api settle after the last run's disconnects
             before = rss_bytes(api.proc.pid)
             client = subprocess.Popen(
-                [sys.executable, "-m", "bench.wsload", "idle", api.ws_url,
-                 "--token", USER_TOKEN, "--connections", str(count)],
-                cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.wsload",
+                    "idle",
+                    api.ws_url,
+                    "--token",
+                    USER_TOKEN,
+                    "--connections",
+                    str(count),
+                ],
+                cwd=REPO_ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
             try:
-                assert client.stdout is not None and client.stdin is not None
+                assert client.stdout is not None
+                assert client.stdin is not None
                 line = client.stdout.readline().decode()
                 if line.strip() != "READY":
-                    raise RuntimeError(f"idle client failed: {line}"
-                                       f"{client.stdout.read().decode()[-2000:]}")
+                    raise RuntimeError(
+                        f"idle client failed: {line}"
+                        f"{client.stdout.read().decode()[-2000:]}"
+                    )
                 time.sleep(1.0)
                 after = rss_bytes(api.proc.pid)
                 client.stdin.close()
@@ -244,8 +325,13 @@ def b8(ctx: Context) -> list[Figure]:
                     client.wait()
             per_conn.append((after - before) / count / 1024)
     return [
-        Figure("B8", "RSS per idle connection", "KiB", per_conn,
-               target=Target(Goal.AT_MOST, 16),
-               note=f"{count} authenticated idle connections on one api process; "
-               "RSS growth of the api process / connections"),
+        Figure(
+            "B8",
+            "RSS per idle connection",
+            "KiB",
+            per_conn,
+            target=Target(Goal.AT_MOST, 16),
+            note=f"{count} authenticated idle connections on one api process; "
+            "RSS growth of the api process / connections",
+        ),
     ]

@@ -70,8 +70,9 @@ class Conn:
         rid = str(next(self.ids))
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.waiting[rid] = fut
-        await self.ws.send_str(_encode({"method": method, "id": rid,
-                                        "params": params}).decode())
+        await self.ws.send_str(
+            _encode({"method": method, "id": rid, "params": params}).decode()
+        )
         return await fut
 
     async def read_forever(self) -> None:
@@ -85,10 +86,18 @@ class Conn:
                 if self.on_recv is not None:
                     self.on_recv(params)
                 if self.ack:
-                    await self.ws.send_str(_encode({"method": "recvack", "params": {
-                        "header": params.get("header", {}),
-                        "messageId": params["messageId"],
-                        "messageSeq": params["messageSeq"]}}).decode())
+                    await self.ws.send_str(
+                        _encode(
+                            {
+                                "method": "recvack",
+                                "params": {
+                                    "header": params.get("header", {}),
+                                    "messageId": params["messageId"],
+                                    "messageSeq": params["messageSeq"],
+                                },
+                            }
+                        ).decode()
+                    )
             elif method is None and "id" in frame:
                 fut = self.waiting.pop(str(frame["id"]), None)
                 if fut is not None and not fut.done():
@@ -97,40 +106,63 @@ class Conn:
             if not fut.done():
                 fut.set_exception(ProtocolError(f"{self.uid}: connection closed"))
 
-    async def send(self, channel_id: str, channel_type: int, payload: str) -> dict[str, Any]:
-        reply = await self.request("send", {
-            "channelId": channel_id, "channelType": channel_type,
-            "clientMsgNo": uuid.uuid4().hex, "payload": payload,
-            "header": {"redDot": True}})
+    async def send(
+        self, channel_id: str, channel_type: int, payload: str
+    ) -> dict[str, Any]:
+        reply = await self.request(
+            "send",
+            {
+                "channelId": channel_id,
+                "channelType": channel_type,
+                "clientMsgNo": uuid.uuid4().hex,
+                "payload": payload,
+                "header": {"redDot": True},
+            },
+        )
         result = reply.get("result")
         if not isinstance(result, dict) or result.get("reasonCode") != 1:
             raise ProtocolError(f"send refused: {reply}")
         return result
 
 
-async def open_conn(session: aiohttp.ClientSession, url: str, uid: str, token: str,
-                    on_recv: Callable[[dict[str, Any]], None] | None = None) -> Conn:
-    ws = await session.ws_connect(url, heartbeat=None, autoping=True,
-                                  max_msg_size=0)
+async def open_conn(
+    session: aiohttp.ClientSession,
+    url: str,
+    uid: str,
+    token: str,
+    on_recv: Callable[[dict[str, Any]], None] | None = None,
+) -> Conn:
+    ws = await session.ws_connect(url, heartbeat=None, autoping=True, max_msg_size=0)
     conn = Conn(ws, uid, on_recv)
     conn.reader = asyncio.get_running_loop().create_task(conn.read_forever())
-    reply = await conn.request("connect", {
-        "uid": uid, "token": token, "deviceFlag": DEVICE_FLAG,
-        "clientTimestamp": int(time.time() * 1000)})
+    reply = await conn.request(
+        "connect",
+        {
+            "uid": uid,
+            "token": token,
+            "deviceFlag": DEVICE_FLAG,
+            "clientTimestamp": int(time.time() * 1000),
+        },
+    )
     result = reply.get("result")
     if not isinstance(result, dict) or result.get("reasonCode") != 1:
         raise ProtocolError(f"connect refused for {uid}: {reply}")
     return conn
 
 
-async def open_many(session: aiohttp.ClientSession, url: str, uids: list[str],
-                    token: str, hook: Callable[[str], Callable[[dict[str, Any]], None] | None]
-                    ) -> list[Conn]:
+async def open_many(
+    session: aiohttp.ClientSession,
+    url: str,
+    uids: list[str],
+    token: str,
+    hook: Callable[[str], Callable[[dict[str, Any]], None] | None],
+) -> list[Conn]:
     conns: list[Conn] = []
     for start in range(0, len(uids), CONNECT_BATCH):
-        chunk = uids[start:start + CONNECT_BATCH]
+        chunk = uids[start : start + CONNECT_BATCH]
         conns += await asyncio.gather(
-            *(open_conn(session, url, uid, token, hook(uid)) for uid in chunk))
+            *(open_conn(session, url, uid, token, hook(uid)) for uid in chunk)
+        )
     return conns
 
 
@@ -143,10 +175,12 @@ async def close_all(conns: list[Conn]) -> None:
 
 def summary(latencies: list[float]) -> dict[str, float]:
     latencies.sort()
-    return {"p50_ms": percentile(latencies, 50) * 1000,
-            "p99_ms": percentile(latencies, 99) * 1000,
-            "max_ms": (latencies[-1] if latencies else 0.0) * 1000,
-            "count": len(latencies)}
+    return {
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "max_ms": (latencies[-1] if latencies else 0.0) * 1000,
+        "count": len(latencies),
+    }
 
 
 def _session() -> aiohttp.ClientSession:
@@ -158,9 +192,13 @@ async def mode_send(args: argparse.Namespace) -> dict[str, Any]:
     """Closed loop: each connection sends its next message when the last returned."""
     latencies: list[float] = []
     async with _session() as session:
-        conns = await open_many(session, args.url,
-                                [f"s{i}" for i in range(args.connections)],
-                                args.token, lambda uid: None)
+        conns = await open_many(
+            session,
+            args.url,
+            [f"s{i}" for i in range(args.connections)],
+            args.token,
+            lambda uid: None,
+        )
         payload = base64.b64encode(b"x" * 100).decode()
         stop_at = time.monotonic() + args.duration
         began = time.monotonic()
@@ -174,12 +212,17 @@ async def mode_send(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*(loop(c, f"r{i}") for i, c in enumerate(conns)))
         elapsed = time.monotonic() - began
         await close_all(conns)
-    return {"sent": len(latencies), "seconds": elapsed,
-            "rate": len(latencies) / elapsed, **summary(latencies)}
+    return {
+        "sent": len(latencies),
+        "seconds": elapsed,
+        "rate": len(latencies) / elapsed,
+        **summary(latencies),
+    }
 
 
-async def paced(rate: float, duration: float, senders: int,
-                send: Callable[[int], Awaitable[object]]) -> int:
+async def paced(
+    rate: float, duration: float, senders: int, send: Callable[[int], Awaitable[object]]
+) -> int:
     """Open loop: ``rate`` sends/s spread over ``senders`` tasks for ``duration``."""
     per_sender = rate / senders
     sent = 0
@@ -209,10 +252,20 @@ async def mode_e2e(args: argparse.Namespace) -> dict[str, Any]:
 
     pairs = args.connections
     async with _session() as session:
-        receivers = await open_many(session, args.url, [f"r{i}" for i in range(pairs)],
-                                    args.token, lambda uid: on_recv)
-        senders = await open_many(session, args.url, [f"s{i}" for i in range(pairs)],
-                                  args.token, lambda uid: None)
+        receivers = await open_many(
+            session,
+            args.url,
+            [f"r{i}" for i in range(pairs)],
+            args.token,
+            lambda uid: on_recv,
+        )
+        senders = await open_many(
+            session,
+            args.url,
+            [f"s{i}" for i in range(pairs)],
+            args.token,
+            lambda uid: None,
+        )
 
         async def send(i: int) -> None:
             await senders[i].send(f"r{i}", 1, stamp_payload())
@@ -233,10 +286,15 @@ async def mode_fanout(args: argparse.Namespace) -> dict[str, Any]:
     steps: list[dict[str, float]] = []
     async with _session() as session:
         members = await open_many(
-            session, args.url, [f"m{i}" for i in range(args.connections)], args.token,
-            lambda uid: on_recv)
-        (sender,) = await open_many(session, args.url, ["fan-sender"], args.token,
-                                    lambda uid: None)
+            session,
+            args.url,
+            [f"m{i}" for i in range(args.connections)],
+            args.token,
+            lambda uid: on_recv,
+        )
+        (sender,) = await open_many(
+            session, args.url, ["fan-sender"], args.token, lambda uid: None
+        )
         for rate in (float(r) for r in args.rates.split(",")):
             step_latencies.clear()
 
@@ -249,8 +307,15 @@ async def mode_fanout(args: argparse.Namespace) -> dict[str, Any]:
             elapsed = time.monotonic() - began
             stats = summary(step_latencies)
             expected = sent * args.connections
-            steps.append({"rate": rate, "sent": sent, "expected": expected,
-                          "deliveries_per_s": stats["count"] / elapsed, **stats})
+            steps.append(
+                {
+                    "rate": rate,
+                    "sent": sent,
+                    "expected": expected,
+                    "deliveries_per_s": stats["count"] / elapsed,
+                    **stats,
+                }
+            )
             if stats["p99_ms"] > args.p99_bound or stats["count"] < 0.99 * expected:
                 break
         await close_all([*members, sender])
@@ -259,9 +324,13 @@ async def mode_fanout(args: argparse.Namespace) -> dict[str, Any]:
 
 async def mode_idle(args: argparse.Namespace) -> dict[str, Any]:
     async with _session() as session:
-        conns = await open_many(session, args.url,
-                                [f"i{i}" for i in range(args.connections)],
-                                args.token, lambda uid: None)
+        conns = await open_many(
+            session,
+            args.url,
+            [f"i{i}" for i in range(args.connections)],
+            args.token,
+            lambda uid: None,
+        )
         sys.stdout.write("READY\n")
         sys.stdout.flush()
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
