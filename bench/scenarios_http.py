@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import redis
 
-from bench.cluster import Cluster, wait_healthy
+from bench.cluster import Cluster, cpu_seconds, wait_healthy
 from bench.context import Context
 from bench.figures import Figure, Goal, Target
 from bench.httpgen import HttpRun, combined
@@ -71,6 +71,7 @@ def http_send(ctx: Context, scenario: str, processes: int) -> list[Figure]:
     with ctx.cluster(scenario) as cluster:
         apis = cluster.start_apis(processes)
         baseline_ports = [free_port() for _ in range(processes)]
+        baseline_procs = []
         for i, port in enumerate(baseline_ports):
             proc = cluster.spawn(
                 [sys.executable, "-m", "bench.baseline_http", str(port)],
@@ -78,12 +79,20 @@ def http_send(ctx: Context, scenario: str, processes: int) -> list[Figure]:
                 env=cluster.env(BENCH_TOKEN=cluster.token),
             )
             wait_healthy(f"http://127.0.0.1:{port}", proc, logs=cluster.workdir)
+            baseline_procs.append(proc)
         conns = SEND_CONNECTIONS // processes
         targets = {
             "jindou": [f"{a.url}/message/send" for a in apis],
             "baseline": [f"http://127.0.0.1:{p}/message/send" for p in baseline_ports],
         }
+        # CPU seconds per message of each side's Python processes and of Redis:
+        # steadier than rates on a shared machine, and it shows which one limits.
+        pids = {
+            "jindou": [a.proc.pid for a in apis],
+            "baseline": [p.pid for p in baseline_procs],
+        }
         results: dict[str, list[HttpRun]] = {"jindou": [], "baseline": []}
+        cpu: dict[str, list[float]] = {"jindou": [], "baseline": [], "redis": []}
         for urls in targets.values():  # warm both up (imports, caches)
             ctx.http.run(urls, bodies, conns, ctx.warmup, headers(cluster.token))
         before = stored_entries(cluster)
@@ -93,10 +102,19 @@ def http_send(ctx: Context, scenario: str, processes: int) -> list[Figure]:
                     f"{scenario} run {i + 1}/{ctx.runs}: {name}, "
                     f"{processes} process(es), {duration:g} s"
                 )
-                runs = ctx.http.run(
-                    urls, bodies, conns, duration, headers(cluster.token)
+                used = [cpu_seconds(p) for p in (*pids[name], cluster.redis.pid)]
+                run = combined(
+                    ctx.http.run(urls, bodies, conns, duration, headers(cluster.token))
                 )
-                results[name].append(combined(runs))
+                used = [
+                    cpu_seconds(p) - u
+                    for p, u in zip((*pids[name], cluster.redis.pid), used, strict=True)
+                ]
+                done = max(run.requests - run.errors, 1)
+                results[name].append(run)
+                cpu[name].append(sum(used[:-1]) / done * 1e6)
+                if name == "jindou":
+                    cpu["redis"].append(used[-1] / done * 1e6)
         stored = stored_entries(cluster) - before
     ok = sum(r.requests - r.errors for r in results["jindou"])
     errors = sum(r.errors for r in results["jindou"])
@@ -117,6 +135,24 @@ def http_send(ctx: Context, scenario: str, processes: int) -> list[Figure]:
             baseline_name="msgspec endpoint",
             target=rate_target,
             note=note,
+        ),
+    ]
+    figures += [
+        Figure(
+            scenario,
+            "api CPU per message",
+            "us",
+            cpu["jindou"],
+            cpu["baseline"],
+            baseline_name="msgspec endpoint",
+            note="user+system CPU of the api (baseline) processes / messages",
+        ),
+        Figure(
+            scenario,
+            "redis-server CPU per message",
+            "us",
+            cpu["redis"],
+            note="where the next limit is: 1e6 / this = msgs/s one Redis core takes",
         ),
     ]
     if scenario == "B1":

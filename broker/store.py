@@ -9,9 +9,10 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
+from broker.batching import TickBatcher
 from broker.keys import ChannelKeys, Keys
 from broker.protocol import LiveMessage, StoredMessage
-from broker.scripts import AppendOutcome, Scripts, parse_append
+from broker.scripts import AppendOutcome, Scripts, append_call, parse_append
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_message = msgspec.msgpack.Decoder(StoredMessage).decode
@@ -58,6 +59,9 @@ class Store:
         self.redis = redis
         self.keys = keys
         self.scripts = Scripts(redis)
+        self._appends: TickBatcher[tuple[list[str], list[Any]], Any] = TickBatcher(
+            self.scripts.append_batch
+        )
 
     # -- writes ---------------------------------------------------------------------
     async def append(
@@ -69,7 +73,7 @@ class Store:
         new_epoch: str,
         origin_conn: str = "",
     ) -> AppendOutcome:
-        reply = await self.scripts.append(
+        call = append_call(
             **self._append_args(
                 message,
                 dedupe_ttl=dedupe_ttl,
@@ -78,7 +82,8 @@ class Store:
                 origin_conn=origin_conn,
             )
         )
-        return parse_append(reply)
+        # Concurrent sends share one pipeline per loop tick (see batching.py).
+        return parse_append(await self._appends.submit(call))
 
     async def append_many(
         self,
