@@ -55,3 +55,26 @@ async def test_appends_reload_the_script_after_script_flush(tmp_path):
     finally:
         await client.aclose()
         server.stop()
+
+
+async def test_concurrent_reads_share_pipelines_and_stay_correct(redis, settings):
+    store = Store(redis, Keys(prefix=settings.key_prefix, shards=settings.shards))
+    for n in range(30):
+        await append(store, message(n, channel="g2"))
+    channel = store.keys.channel(2, "g2")
+    heads, ranges, newest = await asyncio.gather(
+        asyncio.gather(*(store.head(channel) for _ in range(5))),
+        asyncio.gather(*(store.read_range(channel, s, s + 9, 10) for s in (1, 11, 21))),
+        store.read_newest(channel, 1, 30, 5),
+    )
+    assert {h.last_seq for h in heads} == {30}
+    assert [[e.seq for e in r] for r in ranges] == [
+        list(range(1, 11)),
+        list(range(11, 21)),
+        list(range(21, 31)),
+    ]
+    assert [e.seq for e in newest] == [26, 27, 28, 29, 30]
+    assert await store.first_seq(channel) == 1
+    missing = store.keys.channel(2, "nothing")
+    assert (await store.head(missing)).last_seq == 0
+    assert await store.read_range(missing, 1, 10, 10) == []
