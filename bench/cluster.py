@@ -114,6 +114,12 @@ class Cluster:
             JINDOU_MANAGER_TOKEN=self.token,
             JINDOU_SHARDS=str(self.shards),
             JINDOU_LOG_LEVEL="WARNING",
+            # Measure the broker, not the per-connection anti-abuse limiter: the
+            # load generators send far more per connection than a person does.
+            JINDOU_WS_SEND_RATE="100000",
+            JINDOU_WS_SEND_BURST="100000",
+            JINDOU_WS_REQUEST_RATE="100000",
+            JINDOU_WS_REQUEST_BURST="100000",
             **extra,
         )
 

@@ -147,7 +147,7 @@ def delivery_works(cluster: Cluster, api: Api) -> bool:
 
 def b4(ctx: Context) -> list[Figure]:
     rate = 2000
-    pairs = ctx.scale(100, 20)
+    pairs = ctx.scale(100, 50)
     p50: list[float] = []
     p99: list[float] = []
     worst: list[float] = []
