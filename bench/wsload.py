@@ -197,7 +197,7 @@ async def mode_send(args: argparse.Namespace) -> dict[str, Any]:
         conns = await open_many(
             session,
             args.url,
-            [f"s{i}" for i in range(args.connections)],
+            [f"s{i}" for i in range(args.first, args.first + args.connections)],
             args.token,
             lambda uid: None,
         )
@@ -211,7 +211,9 @@ async def mode_send(args: argparse.Namespace) -> dict[str, Any]:
                 await conn.send(peer, 1, payload)
                 latencies.append(time.monotonic() - t0)
 
-        await asyncio.gather(*(loop(c, f"r{i}") for i, c in enumerate(conns)))
+        await asyncio.gather(
+            *(loop(c, f"r{args.first + i}") for i, c in enumerate(conns))
+        )
         elapsed = time.monotonic() - began
         await close_all(conns)
     return {
