@@ -75,6 +75,10 @@ class Scripts:
             )
         return replies
 
+    def registered(self) -> list[AsyncScript]:
+        """Every script of this object (for the readiness check)."""
+        return [v for v in vars(self).values() if isinstance(v, AsyncScript)]
+
     async def append(
         self,
         *,
