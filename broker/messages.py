@@ -5,11 +5,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-<<<<<<< HEAD
-=======
-import uuid
 from collections import Counter
->>>>>>> main
 from dataclasses import dataclass
 
 from broker.channels import (
