@@ -127,7 +127,7 @@ def _f(value: object) -> float:
 # -- B3 ---------------------------------------------------------------------------
 def b3(ctx: Context) -> list[Figure]:
     connections = ctx.scale(200, 50)
-    count = ctx.scale(60_000, 5_000)
+    count = ctx.scale(30_000, 5_000)
     raw: list[float] = []
     sends: list[float] = []
     p99: list[float] = []
@@ -393,8 +393,8 @@ def best_rate(steps: list[FanoutStep], p99_bound_ms: float = 100.0) -> float:
 
 def b5(ctx: Context) -> list[Figure]:
     members = ctx.scale(500, 100)
-    rates = "10,20,50,100,200,400,800" if not ctx.quick else "10,50,200"
-    step = min(ctx.duration, 3.0)
+    rates = "10,20,50,100,200,400" if not ctx.quick else "10,50,200"
+    step = min(ctx.duration, 2.0)
     jindou: list[float] = []
     bare: list[float] = []
     jindou_peak: list[float] = []
