@@ -13,6 +13,10 @@ from broker.settings import ConfigError, Settings
 
 # Fail fast during an outage (the API answers 503) instead of hanging requests.
 _RETRY = Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2)
+# redis-py >= 6 caps a pool at 100 connections and then fails commands with "Too
+# many connections". A worker holds one blocking read per shard (128 by default)
+# and a gateway checks many tokens at once, so the cap must sit well above that.
+MAX_CONNECTIONS = 4096
 
 
 def connect(url: str, *, timeout: float = 5.0) -> Redis:
@@ -24,6 +28,7 @@ def connect(url: str, *, timeout: float = 5.0) -> Redis:
         retry=_RETRY,
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=10,
+        max_connections=MAX_CONNECTIONS,
     )
 
 
