@@ -127,12 +127,34 @@ class Conn:
         return result
 
 
+CONNECT_ATTEMPTS = 3
+
+
 async def open_conn(
     session: aiohttp.ClientSession,
     url: str,
     uid: str,
     token: str,
     on_recv: Callable[[dict[str, Any]], None] | None = None,
+) -> Conn:
+    """Connect and authenticate; like a real client, try again when the server
+    drops the socket (e.g. its auth deadline passed while it was overloaded)."""
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        try:
+            return await _connect_once(session, url, uid, token, on_recv)
+        except (ProtocolError, aiohttp.ClientError):
+            if attempt == CONNECT_ATTEMPTS:
+                raise
+            await asyncio.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
+async def _connect_once(
+    session: aiohttp.ClientSession,
+    url: str,
+    uid: str,
+    token: str,
+    on_recv: Callable[[dict[str, Any]], None] | None,
 ) -> Conn:
     ws = await session.ws_connect(url, heartbeat=None, autoping=True, max_msg_size=0)
     conn = Conn(ws, uid, on_recv)
@@ -148,6 +170,7 @@ async def open_conn(
     )
     result = reply.get("result")
     if not isinstance(result, dict) or result.get("reasonCode") != 1:
+        await ws.close()
         raise ProtocolError(f"connect refused for {uid}: {reply}")
     return conn
 
