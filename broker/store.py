@@ -13,7 +13,13 @@ from redis.asyncio.client import Pipeline
 from broker.batching import TickBatcher
 from broker.keys import ChannelKeys, Keys
 from broker.protocol import LiveMessage, StoredMessage
-from broker.scripts import AppendOutcome, Scripts, append_call, parse_append
+from broker.scripts import (
+    AppendOutcome,
+    AppendStatus,
+    Scripts,
+    append_call,
+    parse_append,
+)
 
 # Queues one read command on a pipeline (see Store._read).
 QueueRead = Callable[[Pipeline], object]
@@ -88,7 +94,10 @@ class Store:
         digest: str,
         new_epoch: str,
         origin_conn: str = "",
+        check_uid: str = "",
     ) -> AppendOutcome:
+        """Store ``message``; with ``check_uid`` the script also refuses that client
+        sender unless he may send into the channel (sender_check.lua)."""
         call = append_call(
             **self._append_args(
                 message,
@@ -96,10 +105,20 @@ class Store:
                 digest=digest,
                 new_epoch=new_epoch,
                 origin_conn=origin_conn,
-            )
+            ),
+            check_uid=check_uid,
         )
         # Concurrent sends share one pipeline per loop tick (see batching.py).
         return parse_append(await self._appends.submit(call))
+
+    async def refusal(
+        self, message: StoredMessage, check_uid: str
+    ) -> AppendOutcome | None:
+        """The checks of ``append`` without storing (for transient and commands):
+        None when the message may be sent, else the refusal."""
+        channel = self.keys.channel(message.channel_type, message.channel_id)
+        status = await self.scripts.permit(channel=channel, check_uid=check_uid)
+        return AppendOutcome(AppendStatus(status)) if status else None
 
     async def append_many(
         self,
