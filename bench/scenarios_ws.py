@@ -480,11 +480,17 @@ def b8(ctx: Context) -> list[Figure]:
                     Target(Goal.AT_MOST, 16),
                 )
             ]
-        api = apis[0]
         provision_tokens(cluster, [f"i{i}" for i in range(count)])
         for i in range(ctx.runs):
             ctx.say(f"B8 run {i + 1}/{ctx.runs}: {count} idle connections")
-            time.sleep(1.0)  # let the api settle after the last run's disconnects
+            # A fresh api per run: a process keeps the memory freed by the last
+            # run's connections, and the next run would reuse it unseen.
+            if i:
+                cluster.stop(apis[0].proc)
+                apis = cluster.start_apis(1)
+                cluster.ws_listening(apis[0])
+            api = apis[0]
+            time.sleep(1.0)  # let the api settle after start-up
             before = rss_bytes(api.proc.pid)
             client = subprocess.Popen(
                 [
