@@ -76,6 +76,26 @@ def _parser() -> argparse.ArgumentParser:
         help="print shards, workers and nodes",
         description="Print the deployment's shards, workers and nodes.",
     )
+    webhooks = sub.add_parser(
+        "webhooks",
+        help="webhook dead letters",
+        description="Manage webhook deliveries that failed every attempt.",
+    )
+    webhooks_sub = webhooks.add_subparsers(
+        dest="webhooks_command", required=True, metavar="ACTION"
+    )
+    replay = webhooks_sub.add_parser(
+        "replay",
+        help="re-send dead-lettered webhooks",
+        description="Move dead letters back into the send queue under their "
+        "original webhook-id; running workers deliver them.",
+    )
+    replay.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="re-send at most this many (oldest first)",
+    )
     sub.add_parser(
         "rebuild-conversations",
         help="recompute every user's conversation data from the channel logs",
@@ -162,6 +182,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from broker.status import print_status
 
         run(lambda: print_status(settings), use_uvloop=False)
+        return EXIT_OK
+    if args.command == "webhooks":
+        from workers.webhook_admin import print_replay
+
+        run(lambda: print_replay(settings, limit=args.limit), use_uvloop=False)
         return EXIT_OK
     if args.command == "rebuild-conversations":
         from broker.rebuild import run_rebuild

@@ -124,14 +124,35 @@ class Keys:
     def snowflake_node(self, node: int) -> str:
         return f"{self.prefix}snowflake:{node}"
 
+    # Webhook keys share the hash tag {webhook}: the sender's scripts touch several.
     @property
     def webhook_outbox(self) -> str:
         """Stream of webhook events waiting to be POSTed (fields id, e, d)."""
-        return f"{self.prefix}webhook:outbox"
+        return f"{self.prefix}{{webhook}}:outbox"
 
     @property
     def webhook_dead(self) -> str:
-        return f"{self.prefix}webhook:dead"
+        """Stream of dead-lettered deliveries (fields id, e, d, err, n)."""
+        return f"{self.prefix}{{webhook}}:dead"
+
+    @property
+    def webhook_jobs(self) -> str:
+        """Hash: delivery id → encoded job (event, body) waiting to be POSTed."""
+        return f"{self.prefix}{{webhook}}:jobs"
+
+    @property
+    def webhook_due(self) -> str:
+        """Zset: delivery id → ms when it is due (or when its in-flight lease ends)."""
+        return f"{self.prefix}{{webhook}}:due"
+
+    @property
+    def webhook_attempts(self) -> str:
+        """Hash: delivery id → attempts started so far."""
+        return f"{self.prefix}{{webhook}}:attempts"
+
+    def webhook_seen(self, event_id: str) -> str:
+        """Marker that an outbox event id was already queued (duplicate window)."""
+        return f"{self.prefix}{{webhook}}:seen:{event_id}"
 
     @property
     def system_uids(self) -> str:

@@ -45,6 +45,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_url: str = ""
     webhook_secret: str = ""
     webhook_events: str = ""
+    # Delivery tuning (docs/webhooks.md); the defaults give 8 attempts over ~10 min.
+    webhook_max_attempts: int = 8
+    webhook_backoff_base: float = 5.0
+    webhook_timeout: float = 10.0
+    webhook_concurrency: int = 16
+    webhook_batch_size: int = 100
+    webhook_batch_interval: float = 0.5
+    webhook_reclaim_after: float = 15.0
+    webhook_compress_over: int = 1000
+    webhook_dedupe_ttl: int = 300
+    # False: this worker does not send webhooks (others do; e.g. dedicated egress).
+    webhook_sender: bool = True
     # WebSocket gateway limits (docs/gateway.md)
     node_heartbeat_ms: int = 2_000
     ws_auth_timeout: float = 2.0
@@ -80,6 +92,47 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             split_addr(self.worker_metrics_addr)
         if self.shutdown_grace <= 0:
             raise ValueError("JINDOU_SHUTDOWN_GRACE must be positive")
+        self._check_webhooks()
+
+    def _check_webhooks(self) -> None:
+        if self.webhook_url and not self.webhook_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError("JINDOU_WEBHOOK_URL must be an http:// or https:// URL")
+        unknown = set(webhook_event_names(self.webhook_events)) - WEBHOOK_EVENTS
+        if unknown:
+            raise ValueError(
+                f"JINDOU_WEBHOOK_EVENTS has unknown events {sorted(unknown)}; "
+                f"known: {', '.join(sorted(WEBHOOK_EVENTS))}"
+            )
+        if self.webhook_max_attempts < 1 or self.webhook_concurrency < 1:
+            raise ValueError(
+                "JINDOU_WEBHOOK_MAX_ATTEMPTS and JINDOU_WEBHOOK_CONCURRENCY "
+                "must be at least 1"
+            )
+        if not 1 <= self.webhook_batch_size <= 10_000:
+            raise ValueError("JINDOU_WEBHOOK_BATCH_SIZE must be between 1 and 10000")
+        for name in (
+            "webhook_backoff_base",
+            "webhook_timeout",
+            "webhook_batch_interval",
+            "webhook_reclaim_after",
+        ):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"JINDOU_{name.upper()} must be positive")
+        if self.webhook_compress_over < 0 or self.webhook_dedupe_ttl < 0:
+            raise ValueError(
+                "JINDOU_WEBHOOK_COMPRESS_OVER and JINDOU_WEBHOOK_DEDUPE_TTL "
+                "may not be negative"
+            )
+
+
+WEBHOOK_EVENTS = frozenset({"msg.notify", "msg.offline", "user.onlinestatus"})
+
+
+def webhook_event_names(value: str) -> list[str]:
+    """``"msg.notify, msg.offline"`` → the names; empty means every event."""
+    return [name.strip() for name in value.split(",") if name.strip()]
 
 
 def split_addr(addr: str) -> tuple[str, int]:

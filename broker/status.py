@@ -38,6 +38,9 @@ class StatusReport:
     shards: list[ShardStatus] = field(default_factory=list)
     workers: list[tuple[str, int, bool]] = field(default_factory=list)
     nodes: list[tuple[str, int, bool]] = field(default_factory=list)
+    webhook_outbox: int = 0
+    webhook_queued: int = 0
+    webhook_dead: int = 0
 
     @property
     def total_lag(self) -> int:
@@ -88,6 +91,9 @@ async def collect_status(redis: Redis, keys: Keys, settings: Settings) -> Status
         report.nodes.append((_text(member), beat, now - beat <= settings.node_lease_ms))
     for shard in range(keys.shards):
         report.shards.append(await shard_status(redis, keys, shard))
+    report.webhook_outbox = int(await redis.xlen(keys.webhook_outbox))
+    report.webhook_queued = int(await redis.hlen(keys.webhook_jobs))
+    report.webhook_dead = int(await redis.xlen(keys.webhook_dead))
     return report
 
 
@@ -107,6 +113,11 @@ def format_status(report: StatusReport) -> str:
         for name, beat, ok in rows:
             state = "live" if ok else "stale"
             lines.append(f"  {name}  {state}, last heartbeat {now - beat} ms ago")
+    lines.append(
+        f"webhooks: outbox {report.webhook_outbox}, queued {report.webhook_queued}, "
+        f"dead letters {report.webhook_dead}"
+        + (" (jindou webhooks replay)" if report.webhook_dead else "")
+    )
     return "\n".join(lines) + "\n"
 
 

@@ -12,6 +12,7 @@ from broker.redis_conn import check_deployment, connect, keys_for
 from broker.runtime import wait_for_shutdown_signal
 from broker.settings import Settings
 from workers.coordinator import Coordinator
+from workers.webhooks import run_webhook_sender
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ async def run_worker(settings: Settings) -> None:
 
             async with anyio.create_task_group() as tg:
                 tg.start_soon(stop_on_signal)
+                tg.start_soon(run_webhook_sender, settings, redis)
                 await coordinator.run(stop)
                 tg.cancel_scope.cancel()
         log.info("worker %s stopped", coordinator.worker_id)

@@ -54,8 +54,11 @@ async def test_large_channel_costs_constant_writes(api, redis, settings, workers
     for uid in big[:50]:  # some members online
         await redis.hset(keys.connections(uid), f"c-{uid}", "node-x:0:1")
     # A long lease: heartbeats and renewals barely add to the counted writes.
+    # No webhook sender here: the test reads the outbox the producer filled.
     workers.start(
-        JINDOU_WEBHOOK_URL="http://127.0.0.1:9/hook", JINDOU_WORKER_LEASE_MS="10000"
+        JINDOU_WEBHOOK_URL="http://127.0.0.1:9/hook",
+        JINDOU_WEBHOOK_SENDER="0",
+        JINDOU_WORKER_LEASE_MS="10000",
     )
     await send(api, "m0", "big", 2, "warm-up")
     await send(api, "m0", "small", 2, "warm-up")
@@ -102,7 +105,9 @@ async def test_outbox_events_have_deterministic_ids(api, redis, settings, worker
     now = int(time.time() * 1000)
     await redis.zadd(keys.nodes, {"node-x": now})
     await redis.hset(keys.connections("alice"), "c1", "node-x:0:1")
-    workers.start(JINDOU_WEBHOOK_URL="http://127.0.0.1:9/hook")
+    workers.start(
+        JINDOU_WEBHOOK_URL="http://127.0.0.1:9/hook", JINDOU_WEBHOOK_SENDER="0"
+    )
     data = await send(api, "alice", "bob", 1, "hi")
     await wait_drained(redis, settings)
     events = {e[b"id"].decode(): e for _, e in await redis.xrange(keys.webhook_outbox)}
