@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from bench.options import add_arguments as add_bench_arguments
 from broker import __version__
 from broker.logs import setup_logging
 from broker.settings import ConfigError, Settings, load_settings, require_manager_token
@@ -63,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
         "JINDOU_WORKER_METRICS_ADDR=host:port it serves /metrics, /health and "
         "/readyz there. On SIGTERM it stops within JINDOU_SHUTDOWN_GRACE seconds.",
     )
+    bench = sub.add_parser(
+        "bench",
+        help="run the benchmark suite (bench/, BENCHMARKS.md)",
+        description="Start a private redis-server, api and worker processes and "
+        "measure them next to same-run baselines; prints a table.",
+    )
+    add_bench_arguments(bench)
     sub.add_parser(
         "status",
         help="print shards, workers and nodes",
@@ -166,6 +174,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         run(lambda: run_worker(settings), use_uvloop=settings.uvloop)
         return EXIT_OK
+    if args.command == "bench":
+        from bench.main import run_bench
+
+        return run_bench(args)
     if args.command == "status":
         from broker.status import print_status
 

@@ -13,9 +13,15 @@ from broker.settings import ConfigError, Settings
 
 # Fail fast during an outage (the API answers 503) instead of hanging requests.
 _RETRY = Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2)
+# redis-py >= 6 caps a pool at 100 connections and then fails commands with "Too
+# many connections". A gateway checks many tokens at once and a burst of requests
+# can want more than 100 connections, so the default cap sits well above that.
+MAX_CONNECTIONS = 4096
 
 
-def connect(url: str, *, timeout: float = 5.0, max_connections: int = 100) -> Redis:
+def connect(
+    url: str, *, timeout: float = 5.0, max_connections: int = MAX_CONNECTIONS
+) -> Redis:
     return Redis.from_url(
         url,
         decode_responses=False,

@@ -12,6 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
 
 from broker.keys import ChannelKeys
 
@@ -46,6 +47,7 @@ class AppendOutcome:
 
 class Scripts:
     def __init__(self, redis: Redis) -> None:
+        self.redis = redis
         self._append: AsyncScript = redis.register_script(
             load("append", "sender_check")
         )
@@ -84,32 +86,52 @@ class Scripts:
         client: Any = None,
     ) -> Any:
         """Run the append script; with ``client`` (a pipeline) only queue it."""
-        return await self._append(
-            keys=[
-                channel.meta,
-                channel.log,
-                channel.badge,
-                channel.index,
-                dispatch,
-                dedupe,
-                channel.members,
-                channel.blacklist,
-                channel.whitelist,
-            ],
-            args=[
-                message,
-                int(red_dot),
-                dedupe_ttl,
-                message_id,
-                client_msg_no,
-                digest,
-                new_epoch,
-                now_ms,
-                origin_conn,
-                check_uid,
-            ],
-            client=client,
+        keys, args = append_call(
+            channel=channel,
+            dispatch=dispatch,
+            dedupe=dedupe,
+            message=message,
+            red_dot=red_dot,
+            dedupe_ttl=dedupe_ttl,
+            message_id=message_id,
+            client_msg_no=client_msg_no,
+            digest=digest,
+            new_epoch=new_epoch,
+            now_ms=now_ms,
+            origin_conn=origin_conn,
+            check_uid=check_uid,
         )
+        return await self._append(keys=keys, args=args, client=client)
+
+    async def append_batch(
+        self, calls: list[tuple[list[str], list[Any]]]
+    ) -> list[Any | BaseException]:
+        """Run the append script once per ``(keys, args)`` in one pipeline.
+
+        EVALSHA directly (a redis-py script pipeline asks SCRIPT EXISTS first: one
+        more round trip per batch); calls refused with NOSCRIPT did not run, so they
+        are sent again once the script is loaded.
+        """
+        replies = await self._evalsha_all(calls)
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        if missing:
+            await self.redis.script_load(self._append.script)
+            again = await self._evalsha_all([calls[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _evalsha_all(
+        self, calls: list[tuple[list[str], list[Any]]]
+    ) -> list[Any | BaseException]:
+        sha = self._append.sha
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                pipe.evalsha(sha, len(keys), *keys, *args)  # type: ignore[unused-awaitable]
+            replies: list[Any | BaseException] = await pipe.execute(
+                raise_on_error=False
+            )
+        return replies
 
     async def permit(self, *, channel: ChannelKeys, check_uid: str) -> int:
         """0 if the sender may send now, else the negated WuKongIM reason code."""
@@ -161,6 +183,49 @@ class MembersAdded:
 
 def _texts(values: list[Any]) -> list[str]:
     return [_text(v) for v in values]
+
+
+def append_call(
+    *,
+    channel: ChannelKeys,
+    dispatch: str,
+    dedupe: str,
+    message: bytes,
+    red_dot: bool,
+    dedupe_ttl: int,
+    message_id: int,
+    client_msg_no: str,
+    digest: str,
+    new_epoch: str,
+    now_ms: int,
+    origin_conn: str = "",
+    check_uid: str = "",
+) -> tuple[list[str], list[Any]]:
+    """KEYS and ARGV of one append (see lua/append.lua)."""
+    keys = [
+        channel.meta,
+        channel.log,
+        channel.badge,
+        channel.index,
+        dispatch,
+        dedupe,
+        channel.members,
+        channel.blacklist,
+        channel.whitelist,
+    ]
+    args = [
+        message,
+        int(red_dot),
+        dedupe_ttl,
+        message_id,
+        client_msg_no,
+        digest,
+        new_epoch,
+        now_ms,
+        origin_conn,
+        check_uid,
+    ]
+    return keys, args
 
 
 def parse_append(reply: list[Any]) -> AppendOutcome:

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
+from broker.batching import TickBatcher
 from broker.keys import ChannelKeys, Keys
 from broker.protocol import LiveMessage, StoredMessage
-from broker.scripts import AppendOutcome, AppendStatus, Scripts, parse_append
+from broker.scripts import (
+    AppendOutcome,
+    AppendStatus,
+    Scripts,
+    append_call,
+    parse_append,
+)
+
+# Queues one read command on a pipeline (see Store._read).
+QueueRead = Callable[[Pipeline], object]
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_message = msgspec.msgpack.Decoder(StoredMessage).decode
@@ -58,6 +69,21 @@ class Store:
         self.redis = redis
         self.keys = keys
         self.scripts = Scripts(redis)
+        self._appends: TickBatcher[tuple[list[str], list[Any]], Any] = TickBatcher(
+            self.scripts.append_batch
+        )
+        self._reads: TickBatcher[QueueRead, Any] = TickBatcher(self._run_reads)
+
+    async def _read(self, queue: QueueRead) -> Any:
+        """One read command; concurrent reads of a loop tick share a pipeline."""
+        return await self._reads.submit(queue)
+
+    async def _run_reads(self, batch: list[QueueRead]) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in batch:
+                queue(pipe)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
     # -- writes ---------------------------------------------------------------------
     async def append(
@@ -72,7 +98,7 @@ class Store:
     ) -> AppendOutcome:
         """Store ``message``; with ``check_uid`` the script also refuses that client
         sender unless he may send into the channel (sender_check.lua)."""
-        reply = await self.scripts.append(
+        call = append_call(
             **self._append_args(
                 message,
                 dedupe_ttl=dedupe_ttl,
@@ -82,7 +108,8 @@ class Store:
             ),
             check_uid=check_uid,
         )
-        return parse_append(reply)
+        # Concurrent sends share one pipeline per loop tick (see batching.py).
+        return parse_append(await self._appends.submit(call))
 
     async def refusal(
         self, message: StoredMessage, check_uid: str
@@ -155,7 +182,7 @@ class Store:
 
     # -- reads ----------------------------------------------------------------------
     async def head(self, channel: ChannelKeys) -> ChannelHead:
-        seq, epoch = await self.redis.hmget(channel.meta, ["seq", "epoch"])
+        seq, epoch = await self._read(lambda p: p.hmget(channel.meta, ["seq", "epoch"]))
         return ChannelHead(int(seq or 0), _str(epoch))
 
     async def read_range(
@@ -164,8 +191,8 @@ class Store:
         """Entries with ``first <= seq <= last``, ascending, at most ``count``."""
         if first > last or count <= 0:
             return []
-        reply = await self.redis.xrange(
-            channel.log, f"{first}-0", f"{last}-0", count=count
+        reply = await self._read(
+            lambda p: p.xrange(channel.log, f"{first}-0", f"{last}-0", count=count)
         )
         return _entries(reply)
 
@@ -175,14 +202,14 @@ class Store:
         """The newest ``count`` entries in ``first..last``, ascending."""
         if first > last or count <= 0:
             return []
-        reply = await self.redis.xrevrange(
-            channel.log, f"{last}-0", f"{first}-0", count=count
+        reply = await self._read(
+            lambda p: p.xrevrange(channel.log, f"{last}-0", f"{first}-0", count=count)
         )
         return _entries(reversed(reply or []))
 
     async def first_seq(self, channel: ChannelKeys) -> int:
         """The oldest seq still kept (retention may have removed older ones)."""
-        reply = await self.redis.xrange(channel.log, "-", "+", count=1)
+        reply = await self._read(lambda p: p.xrange(channel.log, "-", "+", count=1))
         return entry_seq(reply[0][0]) if reply else 0
 
     async def read_seqs(
@@ -203,5 +230,5 @@ class Store:
         """Seqs recorded in the lookup index (``i<id>`` / ``c<client_msg_no>``)."""
         if not fields:
             return []
-        values = await self.redis.hmget(channel.index, list(fields))
+        values = await self._read(lambda p: p.hmget(channel.index, list(fields)))
         return [int(v) for v in values if v is not None]

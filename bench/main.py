@@ -1,0 +1,160 @@
+"""``jindou bench``: run the scenarios, print the table, write the JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import scenarios_http, scenarios_redis, scenarios_ws
+from bench.cluster import raise_fd_limit
+from bench.context import Context
+from bench.figures import Figure, unavailable
+from bench.httpgen import WRK_MISSING, HttpLoad
+from bench.report import document, table
+from broker.redis_server import find_redis_server
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    id: str
+    title: str
+    run: Callable[[Context], list[Figure]]
+    cheap: bool  # part of the CI smoke subset
+
+
+SCENARIOS = [
+    Scenario("B1", "POST /message/send, 1 api process", scenarios_http.b1, True),
+    Scenario("B2", "POST /message/send, 2 api processes", scenarios_http.b2, False),
+    Scenario("B3", "WebSocket send from 200 connections", scenarios_ws.b3, False),
+    Scenario("B4", "end-to-end send -> recv at 2,000 msgs/s", scenarios_ws.b4, False),
+    Scenario("B5", "group fan-out to 500 online members", scenarios_ws.b5, False),
+    Scenario(
+        "B6", "worker throughput on a dispatch backlog", scenarios_redis.b6, False
+    ),
+    Scenario(
+        "B7", "/channel/messagesync, limit 100, hot channel", scenarios_http.b7, True
+    ),
+    Scenario("B8", "idle authenticated WebSocket connections", scenarios_ws.b8, False),
+    Scenario("B9", "Redis memory per stored message", scenarios_http.b9, True),
+]
+BY_ID = {s.id: s for s in SCENARIOS}
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = next(
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal:")
+        )
+    except (OSError, StopIteration):
+        mem_kb = 0
+    redis_version = subprocess.run(
+        [find_redis_server(), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": round(mem_kb / 1024 / 1024, 1),
+        "redis": redis_version,
+        "python": platform.python_version(),
+        "loadavg_at_start": os.getloadavg(),
+    }
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {text}\n")
+    sys.stderr.flush()
+
+
+class UnknownScenario(ValueError):
+    pass
+
+
+def select(names: Sequence[str]) -> list[Scenario]:
+    if not names:
+        return list(SCENARIOS)
+    unknown = [n for n in names if n.upper() not in BY_ID]
+    if unknown:
+        raise UnknownScenario(
+            f"unknown scenario {', '.join(unknown)}; choose from {', '.join(BY_ID)}"
+        )
+    return [BY_ID[n.upper()] for n in names]
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    try:
+        chosen = select(args.scenarios)
+    except UnknownScenario as exc:
+        sys.stderr.write(f"jindou bench: {exc}\n")
+        return 2
+    if args.runs < 1:
+        sys.stderr.write("jindou bench: --runs must be at least 1\n")
+        return 2
+    raise_fd_limit()
+    scratch = Path(tempfile.mkdtemp(prefix="jindou-bench-"))
+    http = HttpLoad(scratch)
+    if http.wrk is None:
+        _say(WRK_MISSING)
+    duration = args.duration or (2.0 if args.quick else 8.0)
+    ctx = Context(
+        quick=args.quick,
+        root=scratch,
+        http=http,
+        say=_say,
+        runs=args.runs,
+        duration=duration,
+        warmup=1.0 if args.quick else 2.0,
+    )
+    figures: list[Figure] = []
+    began = time.monotonic()
+    for scenario in chosen:
+        _say(f"{scenario.id}: {scenario.title}")
+        try:
+            figures += scenario.run(ctx)
+        except Exception as exc:  # one broken scenario must not hide the others
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            _say(f"{scenario.id} failed: {exc!r} (logs in {scratch / scenario.id})")
+            figures.append(
+                unavailable(scenario.id, scenario.title, "", f"failed: {reason}")
+            )
+    elapsed = time.monotonic() - began
+    text = table(figures)
+    sys.stdout.write(text + "\n")
+    if args.json:
+        doc = document(
+            figures,
+            machine(),
+            {
+                "command": "jindou bench " + shlex.join(sys.argv[2:]),
+                "quick": args.quick,
+                "runs": args.runs,
+                "duration_s": duration,
+                "http_generator": http.name,
+                "seconds": round(elapsed, 1),
+            },
+        )
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    if args.keep:
+        _say(f"scratch dir kept: {scratch}")
+    else:
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
