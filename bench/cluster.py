@@ -19,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from broker import processes
 from broker.redis_server import RedisProcess, free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,14 +53,7 @@ def raise_fd_limit() -> None:
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace: float = STOP_GRACE) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    processes.stop_process(proc, grace)
 
 
 def port_open(port: int) -> bool:

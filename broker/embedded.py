@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from broker.processes import stop_process
 from broker.redis_server import RedisProcess
 from broker.settings import Settings, split_addr
 
@@ -33,17 +34,6 @@ def manager_token(data_dir: Path) -> str:
 
 def _spawn(role: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "broker", role], env=env)  # noqa: S603
-
-
-def _stop(proc: subprocess.Popen[bytes], grace: float) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 class _Stop(Exception):
@@ -91,6 +81,6 @@ def run_embedded(settings: Settings, data_dir: Path) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         for child in children:
-            _stop(child, settings.shutdown_grace)
+            stop_process(child, settings.shutdown_grace)
         if redis is not None:
             redis.stop()

@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from broker.processes import stop_process
+
 
 class RedisNotFound(RuntimeError):
     pass
@@ -101,14 +103,8 @@ class RedisProcess:
         raise TimeoutError(f"redis-server on port {self.port} did not start in time")
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, timeout)
 
     def kill(self) -> None:
         """SIGKILL: a crash of the Redis process."""

@@ -23,7 +23,13 @@ def test_every_setting_is_documented():
 
 def test_readme_links_resolve():
     readme = (ROOT / "README.md").read_text()
-    for target in ("docs/design-notes.md", "docs/gateway.md", "docs/webhooks.md",
-                   "docs/operations.md", "docs/api-channels.md", "BENCHMARKS.md"):
+    for target in (
+        "docs/design-notes.md",
+        "docs/gateway.md",
+        "docs/webhooks.md",
+        "docs/operations.md",
+        "docs/api-channels.md",
+        "BENCHMARKS.md",
+    ):
         assert f"]({target})" in readme
         assert (ROOT / target).exists()
