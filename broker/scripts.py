@@ -55,6 +55,7 @@ class Scripts:
         new_epoch: str,
         now_ms: int,
         origin_conn: str = "",
+        retention: int = 0,
         client: Any = None,
     ) -> Any:
         """Run the append script; with ``client`` (a pipeline) only queue it."""
@@ -77,6 +78,7 @@ class Scripts:
                 new_epoch,
                 now_ms,
                 origin_conn,
+                retention,
             ],
             client=client,
         )
