@@ -17,6 +17,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import msgspec
+
 from broker.redis_server import RedisProcess, free_port
 from broker.settings import Settings
 from tests.conftest import REPO_ROOT, process_env
@@ -98,11 +100,8 @@ class Child:
 class ApiChild(Child):
     def __init__(self, settings: Settings, log_path: Path, **env: str) -> None:
         self.port = free_port()
-        super().__init__(
-            "api",
-            process_env(settings, JINDOU_API_ADDR=f"127.0.0.1:{self.port}", **env),
-            log_path,
-        )
+        settings = msgspec.structs.replace(settings, api_addr=f"127.0.0.1:{self.port}")
+        super().__init__("api", process_env(settings, **env), log_path)
 
     @property
     def url(self) -> str:
