@@ -38,7 +38,11 @@ def check_id(value: str, field: str) -> str:
     """Return ``value`` if it is a valid uid or channel id, else raise InvalidId."""
     if not value:
         raise InvalidId(f"{field} must not be empty")
-    if len(value.encode()) > MAX_ID_BYTES:
+    try:
+        size = len(value.encode())
+    except UnicodeEncodeError:
+        raise InvalidId(f"{field} is not valid UTF-8") from None
+    if size > MAX_ID_BYTES:
         raise InvalidId(f"{field} is longer than {MAX_ID_BYTES} bytes")
     if _FORBIDDEN.search(value):
         raise InvalidId(f"{field} must not contain @ # & {{ }} or control characters")

@@ -73,14 +73,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_level, settings.log_format)
     try:
         return _run(args, settings)
-    except ConfigError as exc:
-        sys.stderr.write(f"jindou: {exc}\n")
-        return EXIT_CONFIG
     except KeyboardInterrupt:
         return EXIT_OK
-    except (OSError, RuntimeError) as exc:
-        sys.stderr.write(f"jindou: {exc}\n")
-        return EXIT_FAILURE
+    except Exception as exc:  # one clear line for the operator, not a traceback
+        cause = _leaf(exc)
+        sys.stderr.write(f"jindou: {_describe(cause, settings)}\n")
+        return EXIT_CONFIG if isinstance(cause, ConfigError) else EXIT_FAILURE
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real error inside (nested) exception groups from task groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _describe(exc: BaseException, settings: Settings) -> str:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError
+
+    if isinstance(exc, RedisConnectionError):
+        return f"cannot reach Redis at {settings.redis_url or '(unset)'}: {exc}"
+    if isinstance(exc, RedisError):
+        return f"Redis error: {exc}"
+    if isinstance(exc, ConfigError | OSError | RuntimeError):
+        return str(exc)
+    log.debug("unexpected failure", exc_info=exc)
+    return f"unexpected {type(exc).__name__}: {exc}"
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -50,6 +50,8 @@ async def errors_as_json(
         return error_response(exc.status, exc.msg, exc.reason_code)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return error_response(400, f"invalid request: {exc}")
+    except UnicodeError:
+        return error_response(400, "invalid request: the body is not valid UTF-8")
     except _UNAVAILABLE:
         log.warning("redis unavailable during %s %s", request.method, request.path)
         return error_response(503, "storage is unavailable; nothing was stored")
