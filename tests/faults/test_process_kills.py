@@ -75,9 +75,9 @@ async def test_kill_api_full(procs, aof_redis):
     print(f"R3 report: {report.summary()} statuses={dict(stats.statuses)}")
 
 
-async def redis_kill_case(procs, aof_redis, *, total: int, rate: float):
+async def redis_kill_case(procs, aof_redis, *, total: int, rate: float, **env: str):
     settings = settings_for(aof_redis)
-    api = procs.api(settings)
+    api = procs.api(settings, **env)
     ledger, stats = Ledger(), LoadStats()
     marks: dict[str, float] = {}
     epochs_before: dict = {}
@@ -123,6 +123,13 @@ async def redis_kill_case(procs, aof_redis, *, total: int, rate: float):
 
 async def test_kill_redis_acked_messages_survive(procs, aof_redis):
     await redis_kill_case(procs, aof_redis, total=900, rate=200)
+
+
+async def test_kill_redis_in_strict_mode(procs, valkey):
+    # R5 under R4's fault: acks only after WAITAOF confirmed the fsync.
+    await redis_kill_case(
+        procs, valkey, total=600, rate=150, JINDOU_DURABILITY="strict"
+    )
 
 
 @pytest.mark.slow
