@@ -10,6 +10,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from broker import __version__
 from broker.logs import setup_logging
@@ -27,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="jindou",
         description="Jindou IM message broker. Configuration comes from JINDOU_* "
         "environment variables (see README).",
+        epilog="Exit codes: 0 success; 1 runtime failure (e.g. Redis unreachable); "
+        "2 invalid configuration or usage.",
     )
     parser.add_argument("--version", action="version", version=f"jindou {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -46,12 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "api",
         help="serve the HTTP API and WebSocket gateway",
-        description="Serve the HTTP API on JINDOU_API_ADDR.",
+        description="Serve the HTTP API on JINDOU_API_ADDR, with /health, /readyz, "
+        "/metrics, /openapi.json and /docs. Needs JINDOU_MANAGER_TOKEN. On SIGTERM "
+        "it drains: readiness turns 503, the listener closes, requests in flight "
+        "finish within JINDOU_SHUTDOWN_GRACE seconds, then it exits 0.",
     )
     sub.add_parser(
         "worker",
         help="run a fan-out worker",
-        description="Consume dispatch shards; run as many as you need.",
+        description="Consume dispatch shards; run as many as you need. With "
+        "JINDOU_WORKER_METRICS_ADDR=host:port it serves /metrics, /health and "
+        "/readyz there. On SIGTERM it stops within JINDOU_SHUTDOWN_GRACE seconds.",
     )
     sub.add_parser(
         "status",
@@ -88,12 +96,23 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+def _redacted(url: str) -> str:
+    """The Redis URL without its password, fit for stderr and logs."""
+    if not url:
+        return "(unset)"
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _describe(exc: BaseException, settings: Settings) -> str:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisError
 
     if isinstance(exc, RedisConnectionError):
-        return f"cannot reach Redis at {settings.redis_url or '(unset)'}: {exc}"
+        return f"cannot reach Redis at {_redacted(settings.redis_url)}: {exc}"
     if isinstance(exc, RedisError):
         return f"Redis error: {exc}"
     if isinstance(exc, ConfigError | OSError | RuntimeError):

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 
 from broker.channels import (
@@ -17,6 +18,7 @@ from broker.channels import (
     person_channel_id,
 )
 from broker.errors import ApiError, Reason, bad_request, forbidden
+from broker.metrics import count_sends, observe_send, record_send
 from broker.protocol import (
     Header,
     LiveMessage,
@@ -127,12 +129,15 @@ class MessageService:
             message, to_uids = self._build(req, sender)
         except InvalidId as exc:
             raise bad_request(str(exc)) from None
-        if req.header.kind is not MessageKind.PERSISTENT:
+        started = time.perf_counter()
+        kind = req.header.kind
+        if kind is not MessageKind.PERSISTENT:
             await self.store.publish_live(
                 LiveMessage(
                     message=message, to_uids=to_uids, origin_conn=sender.origin_conn
                 )
             )
+            record_send(kind, "published", time.perf_counter() - started)
             return _result(message, 0, persisted=False)
         digest = payload_digest(message.payload)
         outcome = await self.store.append(
@@ -142,15 +147,19 @@ class MessageService:
             new_epoch=secrets.token_hex(8),
             origin_conn=sender.origin_conn,
         )
+        elapsed = time.perf_counter() - started
         if outcome.status is AppendStatus.STORED:
+            record_send(kind, "stored", elapsed)
             return _result(message, outcome.seq, persisted=True)
         if outcome.status is AppendStatus.DUPLICATE:
             if outcome.digest != digest:
+                record_send(kind, "conflict", elapsed)
                 raise ApiError(
                     409,
                     "client_msg_no was already used by this sender in this channel "
                     "for a different payload",
                 )
+            record_send(kind, "duplicate", elapsed)
             return SendResult(
                 message_id=outcome.message_id,
                 message_idstr=str(outcome.message_id),
@@ -158,6 +167,7 @@ class MessageService:
                 message_seq=outcome.seq,
                 persisted=True,
             )
+        record_send(kind, "refused", elapsed)
         raise refusal(outcome)
 
     def _build(
@@ -226,9 +236,12 @@ class MessageService:
             )
             for uid in uids
         ]
-        if req.header.kind is not MessageKind.PERSISTENT:
+        started = time.perf_counter()
+        kind = req.header.kind
+        if kind is not MessageKind.PERSISTENT:
             for message in messages:
                 await self.store.publish_live(LiveMessage(message=message))
+            record_send(kind, "published", time.perf_counter() - started, len(messages))
             return SendBatchResponse(fail_uids=[], reason=[])
         digest = payload_digest(req.payload)
         outcomes = await self.store.append_many(
@@ -237,6 +250,7 @@ class MessageService:
             digests=[digest] * len(messages),
             new_epoch=secrets.token_hex(8),
         )
+        record_batch(kind, outcomes, time.perf_counter() - started)
         failed = [
             (uid, refusal(outcome).msg)
             for uid, outcome in zip(uids, outcomes, strict=True)
@@ -255,6 +269,16 @@ def _result(message: StoredMessage, seq: int, *, persisted: bool) -> SendResult:
         message_seq=seq,
         persisted=persisted,
     )
+
+
+_BATCH_OUTCOMES = {AppendStatus.STORED: "stored", AppendStatus.DUPLICATE: "duplicate"}
+
+
+def record_batch(kind: str, outcomes: list[AppendOutcome], seconds: float) -> None:
+    counts = Counter(_BATCH_OUTCOMES.get(o.status, "refused") for o in outcomes)
+    for outcome, count in counts.items():
+        count_sends(kind, outcome, count)
+    observe_send(kind, seconds)
 
 
 def http_sender(from_uid: str) -> Sender:

@@ -40,6 +40,10 @@ class Scripts:
     def __init__(self, redis: Redis) -> None:
         self._append: AsyncScript = redis.register_script(load("append"))
 
+    def registered(self) -> list[AsyncScript]:
+        """Every script of this object (for the readiness check)."""
+        return [v for v in vars(self).values() if isinstance(v, AsyncScript)]
+
     async def append(
         self,
         *,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from broker.durability import open_gate
 from broker.history import HistoryService
@@ -15,6 +17,8 @@ from broker.redis_conn import check_deployment, connect, keys_for
 from broker.settings import Settings
 from broker.store import Store
 from broker.users import UserTokens
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -58,5 +62,8 @@ async def open_services(settings: Settings) -> Services:
 async def close_services(services: Services) -> None:
     try:
         await services.lease.release()
+    except (RedisError, OSError):
+        # Shutting down during an outage: the lease simply expires.
+        log.warning("could not release the snowflake lease; it will expire")
     finally:
         await services.redis.aclose()

@@ -42,6 +42,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_format: str = "text"
     uvloop: bool = True
     shutdown_grace: float = 20.0
+    worker_metrics_addr: str = ""  # host:port of a worker's ops server; empty = off
     webhook_url: str = ""
     webhook_secret: str = ""
     webhook_events: str = ""
@@ -63,6 +64,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("JINDOU_KEY_PREFIX may not contain braces or spaces")
         for name in ("api_addr", "ws_addr"):
             split_addr(getattr(self, name))
+        if self.worker_metrics_addr:
+            split_addr(self.worker_metrics_addr)
+        if self.shutdown_grace <= 0:
+            raise ValueError("JINDOU_SHUTDOWN_GRACE must be positive")
 
 
 def split_addr(addr: str) -> tuple[str, int]:

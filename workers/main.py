@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from broker.ops import worker_ops
 from broker.redis_conn import check_deployment, connect, keys_for
 from broker.runtime import wait_for_shutdown_signal
 from broker.settings import Settings
@@ -17,7 +18,9 @@ async def run_worker(settings: Settings) -> None:
         keys = keys_for(settings)
         await check_deployment(redis, keys)
         log.info("worker connected to redis; %d shards", keys.shards)
-        signum = await wait_for_shutdown_signal()
-        log.info("received %s; worker stopping", signum.name)
+        async with worker_ops(settings.worker_metrics_addr, redis) as readiness:
+            signum = await wait_for_shutdown_signal()
+            log.info("received %s; worker stopping", signum.name)
+            await readiness.start_draining()
     finally:
         await redis.aclose()

@@ -13,16 +13,22 @@ from redis.exceptions import BusyLoadingError, ReadOnlyError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from broker import __version__
+from broker.docs_page import render_docs
 from broker.errors import ApiError
-from broker.http import routes_message
-from broker.http.context import SERVICES
+from broker.health import Readiness, redis_ping_check, scripts_loaded_check
+from broker.http import routes_message, routes_ops
+from broker.http.context import DOCS_HTML, OPENAPI, READINESS, SERVICES
+from broker.http.observe import observe
 from broker.http.routing import Route, bind, error_response
+from broker.metrics import REDIS_ERRORS
+from broker.openapi import build_openapi
 from broker.services import close_services, open_services
 from broker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ROUTES: list[Route] = [*routes_message.ROUTES]
+ROUTES: list[Route] = [*routes_message.ROUTES, *routes_ops.ROUTES]
 
 _UNAVAILABLE = (
     RedisConnectionError,
@@ -53,6 +59,7 @@ async def errors_as_json(
     except UnicodeError:
         return error_response(400, "invalid request: the body is not valid UTF-8")
     except _UNAVAILABLE:
+        REDIS_ERRORS.labels("http").inc()
         log.warning("redis unavailable during %s %s", request.method, request.path)
         return error_response(503, "storage is unavailable; nothing was stored")
     except web.HTTPException as exc:
@@ -67,8 +74,17 @@ async def errors_as_json(
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        middlewares=[errors_as_json], client_max_size=settings.max_body
+        middlewares=[observe, errors_as_json], client_max_size=settings.max_body
     )
+    app[READINESS] = Readiness()
+    spec = build_openapi(
+        ROUTES,
+        title="Jindou",
+        version=__version__,
+        description="IM message broker speaking WuKongIM's HTTP API.",
+    )
+    app[OPENAPI] = msgspec.json.encode(spec)
+    app[DOCS_HTML] = render_docs(spec)
 
     async def check_user(uid: str, token: str) -> bool:
         svc = app[SERVICES]
@@ -82,6 +98,11 @@ def create_app(settings: Settings) -> web.Application:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         services = await open_services(settings)
         app[SERVICES] = services
+        app[READINESS].add("redis", redis_ping_check(services.redis))
+        app[READINESS].add(
+            "scripts",
+            scripts_loaded_check(services.redis, services.store.scripts.registered),
+        )
         # aiohttp resumes this generator from another task at cleanup, so a task
         # group cannot span the yield; this is aiohttp's background-task pattern.
         renewal = asyncio.create_task(services.lease.renew_forever())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from broker.health import Readiness
 from broker.services import Services
 
 SERVICES = web.AppKey("services", Services)
@@ -11,3 +12,11 @@ SERVICES = web.AppKey("services", Services)
 
 def services(request: web.Request) -> Services:
     return request.app[SERVICES]
+
+
+# Operability (broker/http/routes_ops.py): readiness checks and draining flag
+# (other parts add checks and drain hooks: app[READINESS].add / .on_drain), and the
+# generated OpenAPI document and docs page.
+READINESS = web.AppKey("readiness", Readiness)
+OPENAPI = web.AppKey("openapi", bytes)
+DOCS_HTML = web.AppKey("docs_html", str)

@@ -68,6 +68,8 @@ class Route:
     response: Any = None
     access: Access = Access.MANAGER
     summary: str = ""
+    # What a 200 answer is; non-JSON routes (metrics, docs) return a web.Response.
+    content_type: str = "application/json"
 
 
 def json_response(value: Any, status: int = 200) -> web.Response:

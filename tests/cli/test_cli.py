@@ -185,3 +185,15 @@ def test_help_lists_every_command():
     assert proc.returncode == 0
     for command in ("up", "api", "worker", "status"):
         assert command in out
+
+
+def test_redis_password_is_not_printed():
+    port = free_port()
+    proc = jindou(
+        "worker",
+        env={"JINDOU_REDIS_URL": f"redis://user:s3cret-pass@127.0.0.1:{port}/0"},
+    )
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert "s3cret-pass" not in err
+    assert "***" in err
