@@ -96,6 +96,12 @@ class Child:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def our_tracebacks(self) -> list[str]:
+        """Tracebacks in the log, except aiohttp's own report of an unparsable HTTP
+        message (it answers those with 400 before any of our code runs)."""
+        blocks = self.log_text().split("Traceback (most recent call last):")[1:]
+        return [b[:2000] for b in blocks if "aiohttp.http_exceptions." not in b[:3000]]
+
 
 class ApiChild(Child):
     def __init__(self, settings: Settings, log_path: Path, **env: str) -> None:

@@ -83,7 +83,7 @@ def api_url(procs, settings_env):
     api = procs.api(settings_env)
     yield api
     assert api.alive(), "the api process died"
-    assert "Traceback" not in api.log_text()
+    assert api.our_tracebacks() == []
 
 
 @pytest.fixture
