@@ -44,6 +44,7 @@ class Op:
     client_msg_no: str
     red_dot: int = 1
     t_invoke: float = 0.0
+    t_complete: float = 0.0
     outcome: str = UNKNOWN
     seq: int = 0
     message_id: int = 0
@@ -100,6 +101,7 @@ class Ledger:
         self, op: Op, outcome: str, *, seq: int = 0, message_id: int = 0, code: int = 0
     ) -> None:
         op.outcome, op.seq, op.message_id, op.code = outcome, seq, message_id, code
+        op.t_complete = time.time()
         if self.path is not None:
             with self.path.open("a") as f:
                 f.write(json.dumps(asdict(op)) + "\n")
@@ -157,6 +159,7 @@ class Report:
     unknown_stored: int = 0
     unknown_not_stored: int = 0
     trimmed: int = 0
+    lost_acked_at: list[float] = field(default_factory=list)  # ack times of lost ops
     details: list[str] = field(default_factory=list)
 
     VIOLATIONS = (
@@ -279,6 +282,7 @@ def check_log(
                 e.seq == seq and e.message.message_id == message_id for _, e in copies
             ):
                 report.lost += 1
+                report.lost_acked_at.append(oks[0].t_complete)
                 report.note(f"lost {ident}: acked seq {seq} in {channel}")
         elif any(op.outcome == UNKNOWN for op in ops):
             if copies:
