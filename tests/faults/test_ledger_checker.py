@@ -154,14 +154,24 @@ async def test_projection_checks_against_redis_state(redis, settings):
     )
     assert report.clean, report.summary()
 
-    # A double-counted read marker and a stale own_last_seq are both caught.
+    # A lost read marker and a stale own_last_seq are both caught; the stale
+    # own_last_seq also shows as a wrong unread count.
     await redis.hset(keys.conversations("c"), field, "0,0,0")
     await redis.hset(keys.conversations("b"), field, "0,1,0")
     report = await check_projections(
         redis, keys, ledger, states, members, check_log(ledger, states)
     )
     assert report.conv_mismatch == 2
-    assert report.unread_mismatch == 2  # c sees 2 instead of 1; b sees 1 instead of 0
+    assert report.unread_mismatch == 1  # b sees 1 (its own message) instead of 0
+
+    # A missing badge bit: a's unread is 0 instead of 1.
+    await redis.hset(keys.conversations("c"), field, "1,0,0")
+    await redis.hset(keys.conversations("b"), field, "0,2,0")
+    await redis.setbit(badge, 2, 0)
+    report = await check_projections(
+        redis, keys, ledger, states, members, check_log(ledger, states)
+    )
+    assert (report.conv_mismatch, report.unread_mismatch) == (0, 2)  # a and c
 
 
 def test_person_identity_uses_the_storage_id():
