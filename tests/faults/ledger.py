@@ -424,3 +424,36 @@ async def check(
     wanted = set(channels) if channels is not None else ledger.channels()
     states = {ch: await read_channel(redis, keys, ch) for ch in sorted(wanted)}
     return check_log(ledger, states, before=before), states
+
+
+DISPATCH_GROUP = b"fanout"  # design-notes: the workers' consumer group
+
+
+def _entry_id(value: bytes | str) -> tuple[int, int]:
+    text = value.decode() if isinstance(value, bytes) else value
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def dispatch_drained(redis: Any, keys: Keys) -> bool:
+    """True when every dispatch entry of every shard was delivered to the workers'
+    group and acknowledged (PEL empty, nothing left after last-delivered-id)."""
+    for shard in range(keys.shards):
+        stream = keys.dispatch(shard)
+        if not await redis.exists(stream):
+            continue
+        info = await redis.xinfo_stream(stream)
+        last = info["last-generated-id"]
+        if _entry_id(last) == (0, 0):
+            continue
+        groups = {_text(g["name"]): g for g in await redis.xinfo_groups(stream)}
+        group = groups.get(DISPATCH_GROUP.decode())
+        if group is None or group["pending"]:
+            return False
+        if _entry_id(group["last-delivered-id"]) < _entry_id(last):
+            return False
+    return True
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
