@@ -160,6 +160,7 @@ class Report:
     unknown_stored: int = 0
     unknown_not_stored: int = 0
     trimmed: int = 0
+    rows_checked: int = 0  # (member, channel) projections compared with the model
     lost_acked_at: list[float] = field(default_factory=list)  # ack times of lost ops
     details: list[str] = field(default_factory=list)
 
@@ -375,6 +376,7 @@ async def check_projections(
                     report.note(f"no conversation row for {uid} in {channel}")
                 continue
             row = parse_conv(row_raw)
+            report.rows_checked += 1
             # A read marker set through the API lands at the channel's last seq at
             # that moment: the ledger knows a lower bound; it may never go back.
             if (
