@@ -27,9 +27,15 @@ from broker.redis_conn import connect, keys_for
 from broker.redis_server import RedisProcess
 from broker.settings import Settings
 from tests.conftest import MANAGER_TOKEN
-from tests.faults.ledger import Ledger, check
+from tests.faults.ledger import Ledger, check, check_projections, dispatch_drained
 from tests.faults.load import LoadClient, LoadStats, Workload, run_load
-from tests.faults.procs import ApiChild, ProcessGroup, ValkeyProcess, valkey_server_path
+from tests.faults.procs import (
+    ApiChild,
+    Child,
+    ProcessGroup,
+    ValkeyProcess,
+    valkey_server_path,
+)
 
 
 def settings_for(server: RedisProcess, **changes: Any) -> Settings:
@@ -120,6 +126,7 @@ async def _soak(
     group: ProcessGroup,
     server: RedisProcess,
     api: ApiChild,
+    workers: list[Child],
     settings: Settings,
     minutes: float,
     rate: float,
@@ -139,11 +146,17 @@ async def _soak(
             while not done.is_set():
                 with anyio.move_on_after(10):
                     await done.wait()
-                samples.append(_sample({"api": api.pid, "redis": server.pid}))
+                pids = {"api": api.pid, "redis": server.pid}
+                pids.update({f"worker{n}": w.pid for n, w in enumerate(workers)})
+                samples.append(_sample(pids))
                 print(json.dumps(samples[-1]))
                 if kill_every and time.monotonic() - last_kill >= kill_every:
                     api.kill9()
                     await anyio.to_thread.run_sync(group.restart_api, api)
+                    if workers:  # and one worker, in turn
+                        victim = workers[kills % len(workers)]
+                        victim.kill9()
+                        victim.start()
                     kills += 1
                     last_kill = time.monotonic()
 
@@ -159,7 +172,14 @@ async def _soak(
             done.set()
     redis = connect(settings.redis_url)
     try:
-        report, _ = await check(redis, keys_for(settings), ledger)
+        keys = keys_for(settings)
+        report, states = await check(redis, keys, ledger)
+        if workers:  # projections are the workers' work: wait for them, then compare
+            with anyio.fail_after(60):
+                while not await dispatch_drained(redis, keys):
+                    await anyio.sleep(0.2)
+            members = {ch: sorted(ch[1].split("@")) for ch in states if ch[0] == 1}
+            await check_projections(redis, keys, ledger, states, members, report)
         used_memory = (await redis.info("memory"))["used_memory"]
     finally:
         await redis.aclose()
@@ -167,7 +187,9 @@ async def _soak(
         "minutes": minutes,
         "rate": rate,
         "sends": total,
-        "api_kills": kills,
+        "kills": kills,
+        "workers": len(workers),
+        "rows_checked": report.rows_checked,
         "outcomes": dict(ledger.counts()),
         "statuses": {str(k): v for k, v in stats.statuses.items()},
         "p50_ms": ms(stats.percentile(0.5)),
@@ -206,11 +228,18 @@ def main() -> None:
     s.add_argument("--minutes", type=float, default=3.0)
     s.add_argument("--rate", type=float, default=200.0)
     s.add_argument("--kill-every", type=float, default=60.0)
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="worker processes (then projections "
+        "are checked, and each kill also kills one worker)",
+    )
     args = parser.parse_args()
     if args.what == "durability":
         durability(args.sends)
     else:
-        soak(args.minutes, args.rate, args.kill_every)
+        soak(args.minutes, args.rate, args.kill_every, args.workers)
 
 
 if __name__ == "__main__":
