@@ -202,15 +202,18 @@ async def _soak(
     }
 
 
-def soak(minutes: float, rate: float, kill_every: float) -> dict[str, Any]:
+def soak(
+    minutes: float, rate: float, kill_every: float, workers: int
+) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="jd-soak-"))
     group = ProcessGroup(tmp)
     try:
         server = group.redis(RedisProcess(tmp / "data"))
         settings = settings_for(server)
         api = group.api(settings)
+        children = [group.worker(settings) for _ in range(workers)]
         result = anyio.run(
-            _soak, group, server, api, settings, minutes, rate, kill_every
+            _soak, group, server, api, children, settings, minutes, rate, kill_every
         )
     finally:
         group.close()
