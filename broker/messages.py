@@ -30,6 +30,7 @@ from broker.protocol import (
     StoredMessage,
 )
 from broker.scripts import AppendOutcome, AppendStatus
+from broker.send_permissions import SendPermissions
 from broker.settings import Settings
 from broker.snowflake import Snowflake
 from broker.store import Store
@@ -65,10 +66,28 @@ def temp_channel_id(uids: list[str]) -> str:
     return f"{h}{CMD_SUFFIX}"
 
 
+_REFUSALS = {
+    AppendStatus.BANNED: ("the channel is banned", Reason.BAN),
+    AppendStatus.DISBANDED: ("the channel is disbanded", Reason.DISBAND),
+    AppendStatus.NOT_SUBSCRIBER: (
+        "the sender is not a subscriber of the channel",
+        Reason.SUBSCRIBER_NOT_EXIST,
+    ),
+    AppendStatus.IN_BLACKLIST: (
+        "the sender is on the channel's blacklist",
+        Reason.IN_BLACKLIST,
+    ),
+    AppendStatus.NOT_IN_WHITELIST: (
+        "the sender is not on the channel's whitelist",
+        Reason.NOT_IN_WHITELIST,
+    ),
+    AppendStatus.SEND_BANNED: ("sending is banned in this channel", Reason.SEND_BAN),
+}
+
+
 def refusal(outcome: AppendOutcome) -> ApiError:
-    if outcome.status is AppendStatus.BANNED:
-        return forbidden("the channel is banned", Reason.BAN)
-    return forbidden("the channel is disbanded", Reason.DISBAND)
+    msg, reason = _REFUSALS[outcome.status]
+    return forbidden(msg, reason)
 
 
 class MessageService:
@@ -76,6 +95,7 @@ class MessageService:
         self.store = store
         self.settings = settings
         self.ids = ids
+        self.permissions = SendPermissions(store.redis, store.keys)
 
     def _check_payload(self, payload: bytes) -> None:
         if not payload:
@@ -131,7 +151,17 @@ class MessageService:
             raise bad_request(str(exc)) from None
         started = time.perf_counter()
         kind = req.header.kind
+        try:
+            check_uid = await self._client_check(message, to_uids, sender)
+        except ApiError:
+            record_send(kind, "refused", time.perf_counter() - started)
+            raise
         if kind is not MessageKind.PERSISTENT:
+            if to_uids is None:
+                refused = await self.store.refusal(message, check_uid)
+                if refused is not None:
+                    record_send(kind, "refused", time.perf_counter() - started)
+                    raise refusal(refused)
             await self.store.publish_live(
                 LiveMessage(
                     message=message, to_uids=to_uids, origin_conn=sender.origin_conn
@@ -146,6 +176,7 @@ class MessageService:
             digest=digest,
             new_epoch=secrets.token_hex(8),
             origin_conn=sender.origin_conn,
+            check_uid=check_uid,
         )
         elapsed = time.perf_counter() - started
         if outcome.status is AppendStatus.STORED:
@@ -169,6 +200,22 @@ class MessageService:
             )
         record_send(kind, "refused", elapsed)
         raise refusal(outcome)
+
+    async def _client_check(
+        self, message: StoredMessage, to_uids: list[str] | None, sender: Sender
+    ) -> str:
+        """For a client send: the refusals decided outside the channel's slot, and
+        the uid the channel-side script must check ('' when trusted or exempt)."""
+        if sender.trusted:
+            return ""
+        if to_uids is not None:
+            raise forbidden(
+                "only the manager may send to an explicit subscribers list",
+                Reason.NOT_ALLOW_SEND,
+            )
+        return await self.permissions.check(
+            sender.uid, message.channel_type, message.channel_id
+        )
 
     def _build(
         self, req: SendRequest, sender: Sender
@@ -284,3 +331,11 @@ def record_batch(kind: str, outcomes: list[AppendOutcome], seconds: float) -> No
 def http_sender(from_uid: str) -> Sender:
     """A send with the manager token: trusted, WuKongIM's system device."""
     return Sender(uid=from_uid or SYSTEM_UID, trusted=True)
+
+
+def client_sender(caller_uid: str, claimed_from_uid: str) -> Sender:
+    """A send with a user's own credentials: the sender is the caller, whatever the
+    body says; a body naming someone else is refused, never stored (C8, S4)."""
+    if claimed_from_uid and claimed_from_uid != caller_uid:
+        raise forbidden("from_uid must be empty or the caller's own uid")
+    return Sender(uid=caller_uid, trusted=False)

@@ -167,8 +167,8 @@ SEND_KINDS = ("persistent", "transient", "command")
 # Only the pairs that happen: live kinds are published, never stored.
 SEND_OUTCOMES = {
     "persistent": ("stored", "duplicate", "conflict", "refused"),
-    "transient": ("published",),
-    "command": ("published",),
+    "transient": ("published", "refused"),
+    "command": ("published", "refused"),
 }
 _MESSAGES = {
     (k, o): MESSAGES.labels(k, o)

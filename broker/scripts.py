@@ -16,8 +16,11 @@ from redis.commands.core import AsyncScript
 from broker.keys import ChannelKeys
 
 
-def load(name: str) -> str:
-    return (files("broker") / "lua" / f"{name}.lua").read_text()
+def load(name: str, *preludes: str) -> str:
+    """A script's source, after the shared Lua functions it uses (``preludes``)."""
+    lua = files("broker") / "lua"
+    parts = [(lua / f"{p}.lua").read_text() for p in (*preludes, name)]
+    return "\n".join(parts)
 
 
 class AppendStatus(Enum):
@@ -25,6 +28,11 @@ class AppendStatus(Enum):
     DUPLICATE = 2
     BANNED = -19
     DISBANDED = -24
+    # Refusals of a client sender (WuKongIM reason codes, negated).
+    NOT_SUBSCRIBER = -3
+    IN_BLACKLIST = -4
+    NOT_IN_WHITELIST = -13
+    SEND_BANNED = -25
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +46,20 @@ class AppendOutcome:
 
 class Scripts:
     def __init__(self, redis: Redis) -> None:
-        self._append: AsyncScript = redis.register_script(load("append"))
+        self._append: AsyncScript = redis.register_script(
+            load("append", "sender_check")
+        )
+        self._permit: AsyncScript = redis.register_script(
+            load("permit", "sender_check")
+        )
+        self._members_add: AsyncScript = redis.register_script(load("members_add"))
+        self._members_remove: AsyncScript = redis.register_script(
+            load("members_remove")
+        )
+        self._channel_delete: AsyncScript = redis.register_script(
+            load("channel_delete")
+        )
+        self._list_set: AsyncScript = redis.register_script(load("list_set"))
 
     def registered(self) -> list[AsyncScript]:
         """Every script of this object (for the readiness check)."""
@@ -59,6 +80,7 @@ class Scripts:
         new_epoch: str,
         now_ms: int,
         origin_conn: str = "",
+        check_uid: str = "",
         retention: int = 0,
         client: Any = None,
     ) -> Any:
@@ -71,6 +93,9 @@ class Scripts:
                 channel.index,
                 dispatch,
                 dedupe,
+                channel.members,
+                channel.blacklist,
+                channel.whitelist,
             ],
             args=[
                 message,
@@ -82,10 +107,62 @@ class Scripts:
                 new_epoch,
                 now_ms,
                 origin_conn,
+                check_uid,
                 retention,
             ],
             client=client,
         )
+
+    async def permit(self, *, channel: ChannelKeys, check_uid: str) -> int:
+        """0 if the sender may send now, else the negated WuKongIM reason code."""
+        keys = [channel.meta, channel.members, channel.blacklist, channel.whitelist]
+        return int(await self._permit(keys=keys, args=[check_uid]))
+
+    async def members_add(
+        self, *, channel: ChannelKeys, uids: list[str], reset: bool
+    ) -> MembersAdded:
+        reply = await self._members_add(
+            keys=[channel.meta, channel.members], args=[int(reset), *uids]
+        )
+        return MembersAdded(int(reply[0]), _texts(reply[1]), _texts(reply[2]))
+
+    async def members_remove(
+        self, *, channel: ChannelKeys, uids: list[str], remove_all: bool
+    ) -> list[str]:
+        """The uids that were members and are not any more."""
+        reply = await self._members_remove(
+            keys=[channel.meta, channel.members], args=[int(remove_all), *uids]
+        )
+        return _texts(reply)
+
+    async def channel_delete(self, *, channel: ChannelKeys) -> list[str] | None:
+        """The former members of the deleted channel; None if there was none."""
+        reply = await self._channel_delete(
+            keys=[
+                channel.meta,
+                channel.log,
+                channel.members,
+                channel.blacklist,
+                channel.whitelist,
+                channel.badge,
+                channel.index,
+            ]
+        )
+        return _texts(reply[1]) if int(reply[0]) == 1 else None
+
+    async def list_set(self, *, key: str, uids: list[str]) -> int:
+        return int(await self._list_set(keys=[key], args=uids))
+
+
+@dataclass(frozen=True, slots=True)
+class MembersAdded:
+    seq: int  # the channel's last seq when the members joined
+    added: list[str]  # uids that were not members before the call
+    dropped: list[str]  # former members removed by a reset
+
+
+def _texts(values: list[Any]) -> list[str]:
+    return [_text(v) for v in values]
 
 
 def parse_append(reply: list[Any]) -> AppendOutcome:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from broker.channel_admin import ChannelAdmin
+from broker.conversation_records import ConversationRecords
 from broker.durability import open_gate
 from broker.history import HistoryService
 from broker.keys import Keys
@@ -16,6 +18,7 @@ from broker.node import SnowflakeLease, new_node_id
 from broker.redis_conn import check_deployment, connect, keys_for
 from broker.settings import Settings
 from broker.store import Store
+from broker.user_admin import UserAdmin
 from broker.users import UserTokens
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,8 @@ class Services:
     messages: MessageService
     history: HistoryService
     users: UserTokens
+    channels: ChannelAdmin
+    user_admin: UserAdmin
     node_id: str
 
 
@@ -55,6 +60,14 @@ async def open_services(settings: Settings) -> Services:
         messages=MessageService(store, settings, ids),
         history=HistoryService(store, keys),
         users=UserTokens(redis, keys),
+        channels=ChannelAdmin(
+            redis,
+            keys,
+            store.scripts,
+            ConversationRecords(redis, keys),
+            settings.max_list,
+        ),
+        user_admin=UserAdmin(redis, keys, settings.max_list),
         node_id=new_node_id(),
     )
 

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from broker.durability import FsyncGate
 from broker.keys import ChannelKeys, Keys
 from broker.protocol import LiveMessage, StoredMessage
-from broker.scripts import AppendOutcome, Scripts, parse_append
+from broker.scripts import AppendOutcome, AppendStatus, Scripts, parse_append
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_message = msgspec.msgpack.Decoder(StoredMessage).decode
@@ -79,7 +79,10 @@ class Store:
         digest: str,
         new_epoch: str,
         origin_conn: str = "",
+        check_uid: str = "",
     ) -> AppendOutcome:
+        """Store ``message``; with ``check_uid`` the script also refuses that client
+        sender unless he may send into the channel (sender_check.lua)."""
         args = self._append_args(
             message,
             dedupe_ttl=dedupe_ttl,
@@ -87,9 +90,19 @@ class Store:
             new_epoch=new_epoch,
             origin_conn=origin_conn,
         )
+        args["check_uid"] = check_uid
         if self.gate.waits:
             return (await self._append_fsynced([args]))[0]
         return parse_append(await self.scripts.append(**args))
+
+    async def refusal(
+        self, message: StoredMessage, check_uid: str
+    ) -> AppendOutcome | None:
+        """The checks of ``append`` without storing (for transient and commands):
+        None when the message may be sent, else the refusal."""
+        channel = self.keys.channel(message.channel_type, message.channel_id)
+        status = await self.scripts.permit(channel=channel, check_uid=check_uid)
+        return AppendOutcome(AppendStatus(status)) if status else None
 
     async def append_many(
         self,

@@ -17,7 +17,7 @@ from broker import __version__
 from broker.docs_page import render_docs
 from broker.errors import ApiError
 from broker.health import Readiness, redis_ping_check, scripts_loaded_check
-from broker.http import routes_message, routes_ops
+from broker.http import routes_channel, routes_message, routes_ops, routes_user
 from broker.http.context import DOCS_HTML, OPENAPI, READINESS, SERVICES
 from broker.http.observe import observe
 from broker.http.routing import Route, bind, error_response
@@ -28,7 +28,12 @@ from broker.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ROUTES: list[Route] = [*routes_message.ROUTES, *routes_ops.ROUTES]
+ROUTES: list[Route] = [
+    *routes_message.ROUTES,
+    *routes_channel.ROUTES,
+    *routes_user.ROUTES,
+    *routes_ops.ROUTES,
+]
 
 _UNAVAILABLE = (
     RedisConnectionError,

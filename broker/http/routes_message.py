@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
+from broker import access
 from broker.errors import bad_request
 from broker.http.context import services
 from broker.http.routing import Access, Call, Route
-from broker.messages import http_sender
+from broker.messages import client_sender, http_sender
 from broker.protocol import (
     CmdSyncAckRequest,
     CmdSyncRequest,
@@ -47,8 +50,23 @@ async def health(call: Call[None]) -> HealthResponse:
 
 async def send(call: Call[SendRequest]) -> SendResponse:
     svc = services(call.request)
-    result = await svc.messages.send(call.body, http_sender(call.body.from_uid))
+    caller = call.caller
+    sender = (
+        http_sender(call.body.from_uid)
+        if caller.is_manager
+        else client_sender(caller.uid or "", call.body.from_uid)
+    )
+    result = await svc.messages.send(call.body, sender)
     return SendResponse(data=result)
+
+
+async def require_reader(
+    call: Call[Any], login_uid: str, channel_id: str, channel_type: int
+) -> None:
+    svc = services(call.request)
+    await access.require_reader(
+        svc.redis, svc.keys, call.caller, login_uid, channel_id, channel_type
+    )
 
 
 async def send_batch(call: Call[SendBatchRequest]) -> SendBatchResponse:
@@ -56,11 +74,14 @@ async def send_batch(call: Call[SendBatchRequest]) -> SendBatchResponse:
 
 
 async def message_sync(call: Call[MessageSyncRequest]) -> MessageSyncResponse:
+    q = call.body
+    await require_reader(call, q.login_uid, q.channel_id, q.channel_type)
     return await services(call.request).history.sync(call.body)
 
 
 async def max_message_seq(call: Call[ChannelQuery]) -> MaxSeqResponse:
     q = call.body
+    await require_reader(call, q.login_uid, q.channel_id, q.channel_type)
     seq = await services(call.request).history.max_seq(
         q.channel_id, q.channel_type, q.login_uid
     )
@@ -69,17 +90,21 @@ async def max_message_seq(call: Call[ChannelQuery]) -> MaxSeqResponse:
 
 async def last_message(call: Call[ChannelQuery]) -> MessageResp:
     q = call.body
+    await require_reader(call, q.login_uid, q.channel_id, q.channel_type)
     return await services(call.request).history.last_message(
         q.channel_id, q.channel_type, q.login_uid
     )
 
 
 async def messages(call: Call[MessagesRequest]) -> MessagesResponse:
+    q = call.body
+    await require_reader(call, q.login_uid, q.channel_id, q.channel_type)
     return await services(call.request).history.lookup(call.body)
 
 
 async def message(call: Call[MessageRequest]) -> MessageResp:
     q = call.body
+    await require_reader(call, q.login_uid, q.channel_id, q.channel_type)
     return await services(call.request).history.find(
         q.channel_id,
         q.channel_type,
@@ -122,6 +147,7 @@ ROUTES = [
         send,
         body=SendRequest,
         response=SendResponse,
+        access=Access.USER,
         summary="Send one message; replies after it is stored",
     ),
     Route(
@@ -138,6 +164,7 @@ ROUTES = [
         message_sync,
         body=MessageSyncRequest,
         response=MessageSyncResponse,
+        access=Access.USER,
         summary="Read a channel's messages by seq",
     ),
     Route(
@@ -146,6 +173,7 @@ ROUTES = [
         max_message_seq,
         query=ChannelQuery,
         response=MaxSeqResponse,
+        access=Access.USER,
         summary="Last seq of a channel",
     ),
     Route(
@@ -154,6 +182,7 @@ ROUTES = [
         last_message,
         query=ChannelQuery,
         response=MessageResp,
+        access=Access.USER,
         summary="Last stored message of a channel",
     ),
     Route(
@@ -162,6 +191,7 @@ ROUTES = [
         messages,
         body=MessagesRequest,
         response=MessagesResponse,
+        access=Access.USER,
         summary="Messages by seqs, ids, client_msg_nos",
     ),
     Route(
@@ -170,6 +200,7 @@ ROUTES = [
         message,
         body=MessageRequest,
         response=MessageResp,
+        access=Access.USER,
         summary="One message by id or client_msg_no",
     ),
     Route(
