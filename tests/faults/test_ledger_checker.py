@@ -182,3 +182,16 @@ def test_person_identity_uses_the_storage_id():
 
 def _fields(message: StoredMessage) -> dict:
     return {f: getattr(message, f) for f in message.__struct_fields__}
+
+
+def test_ledger_round_trips_through_jsonl(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    ledger = Ledger(path)
+    acked(ledger, "a", "1", 1)
+    op = ledger.invoke(G[0], G[1], "b", "2")
+    ledger.complete(op, UNKNOWN, code=503)
+    loaded = Ledger.load(path)
+    assert [(o.identity, o.outcome, o.seq, o.code) for o in loaded.ops] == [
+        ((2, "g1", "a", "1"), OK, 1, 0),
+        ((2, "g1", "b", "2"), UNKNOWN, 0, 503),
+    ]
