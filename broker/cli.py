@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
         help="print shards, workers and nodes",
         description="Print the deployment's shards, workers and nodes.",
     )
+    sub.add_parser(
+        "rebuild-conversations",
+        help="recompute every user's conversation data from the channel logs",
+        description="Recompute conversation activity, own_last_seq and missing "
+        "records from channel logs and membership (safe while workers run).",
+    )
     return parser
 
 
@@ -142,5 +148,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from broker.status import print_status
 
         run(lambda: print_status(settings), use_uvloop=False)
+        return EXIT_OK
+    if args.command == "rebuild-conversations":
+        from broker.rebuild import run_rebuild
+
+        run(lambda: run_rebuild(settings), use_uvloop=False)
         return EXIT_OK
     raise AssertionError(args.command)  # pragma: no cover

@@ -15,10 +15,11 @@ from broker.settings import ConfigError, Settings
 _RETRY = Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2)
 
 
-def connect(url: str, *, timeout: float = 5.0) -> Redis:
+def connect(url: str, *, timeout: float = 5.0, max_connections: int = 100) -> Redis:
     return Redis.from_url(
         url,
         decode_responses=False,
+        max_connections=max_connections,
         socket_connect_timeout=1.0,
         socket_timeout=timeout,
         retry=_RETRY,

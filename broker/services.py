@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from broker.channel_admin import ChannelAdmin
 from broker.conversation_records import ConversationRecords
+from broker.conversations import ConversationService
 from broker.durability import open_gate
 from broker.history import HistoryService
 from broker.keys import Keys
@@ -37,6 +38,7 @@ class Services:
     channels: ChannelAdmin
     user_admin: UserAdmin
     node_id: str
+    conversations: ConversationService
 
 
 async def open_services(settings: Settings) -> Services:
@@ -69,6 +71,7 @@ async def open_services(settings: Settings) -> Services:
         ),
         user_admin=UserAdmin(redis, keys, settings.max_list),
         node_id=new_node_id(),
+        conversations=ConversationService(redis, keys, settings.large_channel),
     )
 
 

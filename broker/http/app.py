@@ -17,7 +17,13 @@ from broker import __version__
 from broker.docs_page import render_docs
 from broker.errors import ApiError
 from broker.health import Readiness, redis_ping_check, scripts_loaded_check
-from broker.http import routes_channel, routes_message, routes_ops, routes_user
+from broker.http import (
+    routes_channel,
+    routes_conversation,
+    routes_message,
+    routes_ops,
+    routes_user,
+)
 from broker.http.context import DOCS_HTML, OPENAPI, READINESS, SERVICES
 from broker.http.observe import observe
 from broker.http.routing import Route, bind, error_response
@@ -32,6 +38,7 @@ ROUTES: list[Route] = [
     *routes_message.ROUTES,
     *routes_channel.ROUTES,
     *routes_user.ROUTES,
+    *routes_conversation.ROUTES,
     *routes_ops.ROUTES,
 ]
 

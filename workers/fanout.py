@@ -1,0 +1,316 @@
+"""Side effects of persisted and live messages (DESIGN §5).
+
+Per batch of dispatch entries: recipients → conversation bookkeeping (small
+channels: every recipient; large channels: only the sender) → one PUBLISH per api
+node holding recipients → webhook outbox. Every effect is a max, a ZADD GT, a
+deterministic event id or a frame the gateway de-duplicates by seq, and the
+channel's ``fanned`` mark (``<epoch>:<seq>`` in meta) skips entries already done,
+so redelivery changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from broker.channels import SYSTEM_UID
+from broker.conversation_rules import (
+    conv_field,
+    has_conversations,
+    is_large,
+)
+from broker.conversation_scripts import NO_CREATE, ConversationScripts
+from broker.keys import Keys
+from broker.protocol import LiveMessage, StoredMessage
+from broker.settings import Settings
+from broker.store import decode_message
+from broker.webhook_outbox import enqueue_event
+from workers import events
+from workers.delivery import Presence, delivery_frame, group_by_node
+from workers.recipients import (
+    ChannelFacts,
+    MemberCache,
+    is_person,
+    person_recipients,
+)
+
+ChannelRef = tuple[int, str]
+_decode_live = msgspec.msgpack.Decoder(LiveMessage).decode
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchEntry:
+    entry_id: bytes
+    seq: int
+    message: StoredMessage
+    origin_conn: str
+
+
+def parse_entry(entry_id: Any, fields: Mapping[bytes, bytes]) -> DispatchEntry:
+    return DispatchEntry(
+        entry_id=bytes(entry_id),
+        seq=int(fields[b"s"]),
+        message=decode_message(fields[b"m"]),
+        origin_conn=fields.get(b"o", b"").decode(),
+    )
+
+
+def decode_live(data: bytes) -> LiveMessage:
+    return _decode_live(data)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelWork:
+    """One channel's not-yet-fanned entries of a batch, with its recipients."""
+
+    channel_type: int
+    channel_id: str
+    entries: list[DispatchEntry]
+    recipients: frozenset[str]
+    large: bool
+    epoch: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConvUpdate:
+    activity_ms: int = 0
+    own_seq: int = 0
+    create_read: int = NO_CREATE
+
+    def merge(self, other: ConvUpdate) -> ConvUpdate:
+        return ConvUpdate(
+            max(self.activity_ms, other.activity_ms),
+            max(self.own_seq, other.own_seq),
+            max(self.create_read, other.create_read),
+        )
+
+
+def group_by_channel(
+    entries: Iterable[DispatchEntry],
+) -> dict[ChannelRef, list[DispatchEntry]]:
+    """Entries per channel, keeping seq order (dispatch order is seq order)."""
+    channels: dict[ChannelRef, list[DispatchEntry]] = {}
+    for entry in entries:
+        ref = (entry.message.channel_type, entry.message.channel_id)
+        channels.setdefault(ref, []).append(entry)
+    return channels
+
+
+def fanned_seq(mark: bytes | None, epoch: str) -> int:
+    """The seq up to which a channel was fanned out in its current epoch."""
+    if not mark:
+        return 0
+    mark_epoch, _, seq = mark.decode().rpartition(":")
+    return int(seq) if mark_epoch == epoch else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelActivity:
+    """What a run of messages did to a channel, as conversation bookkeeping needs."""
+
+    channel_type: int
+    channel_id: str
+    recipients: frozenset[str]
+    large: bool
+    last_ms: int
+    own: dict[str, int]  # sender → its highest seq
+    create_read: int  # read_seq of a missing recipient record; NO_CREATE: none
+
+
+def activity_of(work: ChannelWork) -> ChannelActivity:
+    own: dict[str, int] = {}
+    for e in work.entries:
+        sender = e.message.from_uid
+        if sender != SYSTEM_UID:
+            own[sender] = max(own.get(sender, 0), e.seq)
+    return ChannelActivity(
+        channel_type=work.channel_type,
+        channel_id=work.channel_id,
+        recipients=work.recipients,
+        large=work.large,
+        last_ms=max(e.message.timestamp_ms for e in work.entries),
+        own=own,
+        # Person conversations start at their first message (reference §4).
+        create_read=0 if is_person(work.channel_type) else NO_CREATE,
+    )
+
+
+def plan_conversations(
+    activities: Iterable[ChannelActivity],
+) -> dict[tuple[str, str], ConvUpdate]:
+    """(uid, conv field) → the merged update. Pure.
+
+    Small channels touch every recipient; large channels only the sender's
+    own_last_seq (their conversation lists are merged at read time).
+    """
+    plan: dict[tuple[str, str], ConvUpdate] = {}
+
+    def add(uid: str, field: str, update: ConvUpdate) -> None:
+        key = (uid, field)
+        plan[key] = plan[key].merge(update) if key in plan else update
+
+    for a in activities:
+        if not has_conversations(a.channel_type):
+            continue
+        field = conv_field(a.channel_type, a.channel_id)
+        if not a.large:
+            for uid in a.recipients:
+                add(uid, field, ConvUpdate(a.last_ms, a.own.get(uid, 0), a.create_read))
+        for uid, seq in a.own.items():
+            create = a.create_read if uid in a.recipients else NO_CREATE
+            add(uid, field, ConvUpdate(0, seq, create))
+    return plan
+
+
+class Fanout:
+    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.scripts = ConversationScripts(redis, keys)
+        self.members = MemberCache()
+        self.presence = Presence(redis, keys, settings.node_lease_ms)
+        self.webhooks_on = bool(settings.webhook_url)
+        self.large_threshold = settings.large_channel
+
+    async def process(self, entries: Sequence[DispatchEntry]) -> None:
+        """All side effects of a batch; the caller acknowledges afterwards."""
+        channels = group_by_channel(entries)
+        facts = await self._facts(channels)
+        work: list[ChannelWork] = []
+        for ref, channel_entries in channels.items():
+            fact = facts[ref]
+            done = fanned_seq(fact.fanned, fact.epoch)
+            todo = [e for e in channel_entries if e.seq > done]
+            if not todo:
+                continue
+            recipients = await self._recipients(ref, fact)
+            large = not is_person(ref[0]) and is_large(
+                fact.large_flag, fact.member_count, self.large_threshold
+            )
+            work.append(
+                ChannelWork(ref[0], ref[1], todo, recipients, large, fact.epoch)
+            )
+        if not work:
+            return
+        online = await self.presence.online(
+            frozenset().union(*(w.recipients for w in work))
+        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for (uid, field), update in plan_conversations(
+                map(activity_of, work)
+            ).items():
+                await self.scripts.touch(
+                    uid=uid,
+                    field=field,
+                    activity_ms=update.activity_ms,
+                    own_seq=update.own_seq,
+                    create_read=update.create_read,
+                    client=pipe,
+                )
+            for w in work:
+                by_node = group_by_node(w.recipients, online)
+                offline = sorted(w.recipients.difference(online))
+                for e in w.entries:
+                    self._queue_delivery(pipe, by_node, e.seq, e.message, e.origin_conn)
+                    self._queue_events(pipe, e, offline)
+                meta = self.keys.channel(w.channel_type, w.channel_id).meta
+                pipe.hset(meta, "fanned", f"{w.epoch}:{w.entries[-1].seq}")  # type: ignore[unused-awaitable]
+            await pipe.execute()
+
+    async def deliver_live(self, live: LiveMessage) -> None:
+        """A transient or command message: online recipients only, seq 0."""
+        message = live.message
+        if live.to_uids is not None:
+            recipients = frozenset(live.to_uids) - {SYSTEM_UID}
+        else:
+            ref = (message.channel_type, message.channel_id)
+            facts = await self._facts([ref])
+            recipients = await self._recipients(ref, facts[ref])
+        online = await self.presence.online(recipients)
+        by_node = group_by_node(recipients, online)
+        if not by_node:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self._queue_delivery(pipe, by_node, 0, message, live.origin_conn)
+            await pipe.execute()
+
+    def _queue_delivery(
+        self,
+        pipe: Any,
+        by_node: Mapping[str, list[str]],
+        seq: int,
+        message: StoredMessage,
+        origin_conn: str,
+    ) -> None:
+        for node, uids in by_node.items():
+            pipe.publish(
+                self.keys.node_channel(node),
+                delivery_frame(uids, seq, message, origin_conn),
+            )
+
+    def _queue_events(
+        self, pipe: Any, entry: DispatchEntry, offline: list[str]
+    ) -> None:
+        if not self.webhooks_on:
+            return  # nobody would drain the outbox
+        message = entry.message
+        enqueue_event(
+            pipe,
+            self.keys,
+            events.notify_id(message),
+            events.MSG_NOTIFY,
+            events.notify_body(entry.seq, message),
+        )
+        to_uids = [uid for uid in offline if uid != message.from_uid]
+        if to_uids:
+            enqueue_event(
+                pipe,
+                self.keys,
+                events.offline_id(message),
+                events.MSG_OFFLINE,
+                events.offline_body(entry.seq, message, to_uids),
+            )
+
+    async def _facts(
+        self, refs: Iterable[ChannelRef]
+    ) -> dict[ChannelRef, ChannelFacts]:
+        wanted = list(refs)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for channel_type, channel_id in wanted:
+                channel = self.keys.channel(channel_type, channel_id)
+                pipe.hmget(channel.meta, ["members_ver", "large", "epoch", "fanned"])  # type: ignore[unused-awaitable]
+                pipe.scard(channel.members)  # type: ignore[unused-awaitable]
+            replies = await pipe.execute()
+        facts: dict[ChannelRef, ChannelFacts] = {}
+        for i, ref in enumerate(wanted):
+            ver, large, epoch, fanned = replies[2 * i]
+            facts[ref] = ChannelFacts(
+                members_ver=ver,
+                large_flag=large,
+                member_count=int(replies[2 * i + 1]),
+                epoch=epoch.decode() if isinstance(epoch, bytes) else "",
+                fanned=fanned,
+            )
+        return facts
+
+    async def _recipients(self, ref: ChannelRef, fact: ChannelFacts) -> frozenset[str]:
+        channel_type, channel_id = ref
+        if is_person(channel_type):
+            return person_recipients(channel_id)
+        cached = self.members.get(ref, fact.members_ver)
+        if cached is not None:
+            return cached
+        raw = await self.redis.smembers(
+            self.keys.channel(channel_type, channel_id).members
+        )
+        members = frozenset(_text(m) for m in raw) - {SYSTEM_UID}
+        self.members.put(ref, fact.members_ver, members)
+        return members
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
