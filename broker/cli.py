@@ -50,8 +50,10 @@ def _parser() -> argparse.ArgumentParser:
         "api",
         help="serve the HTTP API and WebSocket gateway",
         description="Serve the HTTP API on JINDOU_API_ADDR, with /health, /readyz, "
-        "/metrics, /openapi.json and /docs. Needs JINDOU_MANAGER_TOKEN. On SIGTERM "
-        "it drains: readiness turns 503, the listener closes, requests in flight "
+        "/metrics, /openapi.json and /docs, and the WebSocket gateway (WuKongIM's "
+        "JSON-RPC client protocol) on JINDOU_WS_ADDR. Needs JINDOU_MANAGER_TOKEN. "
+        "On SIGTERM it drains: readiness turns 503, sockets close with 1001, the "
+        "listeners close, requests in flight "
         "finish within JINDOU_SHUTDOWN_GRACE seconds, then it exits 0.",
     )
     sub.add_parser(

@@ -116,6 +116,11 @@ class Keys:
     def node_channel(self, node_id: str) -> str:
         return f"{self.prefix}node:{node_id}"
 
+    @property
+    def gateway_control(self) -> str:
+        """Pub/sub channel every api node listens on for control frames (kicks)."""
+        return f"{self.prefix}gw:control"
+
     def snowflake_node(self, node: int) -> str:
         return f"{self.prefix}snowflake:{node}"
 

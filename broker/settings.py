@@ -46,6 +46,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_url: str = ""
     webhook_secret: str = ""
     webhook_events: str = ""
+    # WebSocket gateway limits (docs/gateway.md)
+    node_heartbeat_ms: int = 2_000
+    ws_auth_timeout: float = 2.0
+    ws_max_frame: int = 262_144
+    ws_queue_messages: int = 1_000
+    ws_queue_bytes: int = 1 << 20
+    ws_socket_sndbuf: int = 262_144  # kernel send buffer per socket; 0 = OS default
+    ws_send_rate: float = 20.0
+    ws_send_burst: int = 40
+    ws_request_rate: float = 200.0
+    ws_request_burst: int = 400
+    ws_retry_ms: int = 5_000
+    ws_retry_max: int = 5
 
     def __post_init__(self) -> None:
         if not 1 <= self.shards <= 16384:
@@ -58,6 +71,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("JINDOU_DEDUPE_TTL must be positive")
         if self.durability not in ("normal", "strict"):
             raise ValueError("JINDOU_DURABILITY must be 'normal' or 'strict'")
+        if min(self.ws_max_frame, self.ws_queue_messages, self.ws_queue_bytes) < 1:
+            raise ValueError("JINDOU_WS_* limits must be positive")
         if self.log_format not in ("text", "json"):
             raise ValueError("JINDOU_LOG_FORMAT must be 'text' or 'json'")
         if any(c in self.key_prefix for c in "{} "):

@@ -24,6 +24,7 @@ from broker.conversation_rules import (
     is_large,
 )
 from broker.conversation_scripts import NO_CREATE, ConversationScripts
+from broker.gateway.presence import STALE_BEATS
 from broker.keys import Keys
 from broker.protocol import LiveMessage, StoredMessage
 from broker.settings import Settings
@@ -172,7 +173,8 @@ class Fanout:
         self.keys = keys
         self.scripts = ConversationScripts(redis, keys)
         self.members = MemberCache()
-        self.presence = Presence(redis, keys, settings.node_lease_ms)
+        # One rule for "dead node" everywhere: the gateway's (broker.gateway.presence).
+        self.presence = Presence(redis, keys, STALE_BEATS * settings.node_heartbeat_ms)
         self.webhooks_on = bool(settings.webhook_url)
         self.large_threshold = settings.large_channel
 

@@ -22,6 +22,7 @@ from broker.http import (
     routes_conversation,
     routes_message,
     routes_ops,
+    routes_presence,
     routes_user,
 )
 from broker.http.context import DOCS_HTML, OPENAPI, READINESS, SERVICES
@@ -29,7 +30,7 @@ from broker.http.observe import observe
 from broker.http.routing import Route, bind, error_response
 from broker.metrics import REDIS_ERRORS
 from broker.openapi import build_openapi
-from broker.services import close_services, open_services
+from broker.services import Services, close_services, open_services
 from broker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ ROUTES: list[Route] = [
     *routes_channel.ROUTES,
     *routes_user.ROUTES,
     *routes_conversation.ROUTES,
+    *routes_presence.ROUTES,
     *routes_ops.ROUTES,
 ]
 
@@ -84,7 +86,17 @@ async def errors_as_json(
         return error_response(500, "internal error")
 
 
-def create_app(settings: Settings) -> web.Application:
+def _add_checks(readiness: Readiness, services: Services) -> None:
+    readiness.add("redis", redis_ping_check(services.redis))
+    readiness.add(
+        "scripts",
+        scripts_loaded_check(services.redis, services.store.scripts.registered),
+    )
+
+
+def create_app(settings: Settings, services: Services | None = None) -> web.Application:
+    """The HTTP API. With ``services`` given (``jindou api``, shared with the
+    gateway) the caller opens, renews and closes them; otherwise the app does."""
     app = web.Application(
         middlewares=[observe, errors_as_json], client_max_size=settings.max_body
     )
@@ -107,14 +119,15 @@ def create_app(settings: Settings) -> web.Application:
             route.method, route.path, bind(route, settings.manager_token, check_user)
         )
 
+    if services is not None:
+        app[SERVICES] = services
+        _add_checks(app[READINESS], services)
+        return app
+
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         services = await open_services(settings)
         app[SERVICES] = services
-        app[READINESS].add("redis", redis_ping_check(services.redis))
-        app[READINESS].add(
-            "scripts",
-            scripts_loaded_check(services.redis, services.store.scripts.registered),
-        )
+        _add_checks(app[READINESS], services)
         # aiohttp resumes this generator from another task at cleanup, so a task
         # group cannot span the yield; this is aiohttp's background-task pattern.
         renewal = asyncio.create_task(services.lease.renew_forever())

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from broker.admin_protocol import UidsRequest, UserTokenRequest
+from broker.gateway.control import Kick, publish_kick
 from broker.http.context import services
 from broker.http.routing import Call, Route
 from broker.protocol import StatusResponse
 
 OK = StatusResponse(status=200)
+MASTER = 1
 
 
 async def token(call: Call[UserTokenRequest]) -> StatusResponse:
-    status = await services(call.request).user_admin.register_token(call.body)
+    svc = services(call.request)
+    status = await svc.user_admin.register_token(call.body)
+    if status == 200 and call.body.device_level == MASTER:
+        # Reference §7: a master token kicks the connections of that device flag.
+        kick = Kick(uid=call.body.uid, device_flag=call.body.device_flag)
+        await publish_kick(svc.redis, svc.keys, kick)
     return StatusResponse(status=status)
 
 

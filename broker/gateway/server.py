@@ -1,0 +1,140 @@
+"""The gateway of one api node: the WebSocket endpoint (any path), the node's
+heartbeat and its pub/sub subscriber, over the process's shared Services."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+
+import anyio
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from broker.gateway.hub import Hub
+from broker.gateway.presence import ConnRecord, Presence
+from broker.gateway.session import CloseCode, GatewayContext, Session
+from broker.gateway.status_events import wants_status_events
+from broker.gateway.subscriber import NodeSubscriber
+from broker.metrics import REDIS_ERRORS
+from broker.services import Services
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+        self.hub = Hub()
+        self.presence = Presence(
+            services.redis, services.keys, self.settings.node_heartbeat_ms
+        )
+        self.subscriber = NodeSubscriber(
+            self.settings.redis_url, services.keys, services.node_id, self.hub
+        )
+        self.ctx = GatewayContext(
+            services=services,
+            settings=self.settings,
+            hub=self.hub,
+            presence=self.presence,
+            node_number=lambda: services.lease.number,
+            status_events=wants_status_events(self.settings),
+        )
+        self.sessions: set[Session] = set()
+        self._drained: anyio.Event | None = None
+
+    async def run(self) -> None:
+        """Heartbeat and subscription until cancelled; then leave the node set."""
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.subscriber.run)
+                tg.start_soon(self._heartbeat)
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await self.presence.leave(self.services.node_id)
+                except RedisError:
+                    log.warning("could not remove node %s", self.services.node_id)
+
+    async def _heartbeat(self) -> None:
+        interval = self.settings.node_heartbeat_ms / 1000
+        first = True
+        while True:
+            try:
+                missing = await self.presence.beat(self.services.node_id)
+                if missing and not first:
+                    # Taken for dead (a long pause): our connections were removed.
+                    log.warning("node was taken for dead; registering again")
+                    await self.presence.register_many(self._records())
+                first = False
+            except RedisError:
+                REDIS_ERRORS.labels("gateway").inc()
+                log.warning("node heartbeat failed; redis unavailable")
+            await anyio.sleep(interval)
+
+    def _records(self) -> list[tuple[str, ConnRecord]]:
+        node_id = self.services.node_id
+        return [
+            (c.uid, ConnRecord(c.conn_id, node_id, c.device_flag, c.device_level))
+            for c in self.hub.connections()
+        ]
+
+    async def ready(self) -> None:
+        """Wait until the node is subscribed (deliveries can reach it)."""
+        await self.subscriber.subscribed.wait()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(
+            max_msg_size=self.settings.ws_max_frame,
+            # Frames are encoded once and shared; per-connection deflate would
+            # redo the work for every client.
+            compress=False,
+            timeout=2.0,
+            autoping=True,
+        )
+        await ws.prepare(request)
+        self._bound_kernel_buffer(request)
+        session = Session(ws, self.ctx, request.transport)
+        self.sessions.add(session)
+        try:
+            await session.serve()
+        finally:
+            self.sessions.discard(session)
+            if not self.sessions and self._drained is not None:
+                self._drained.set()
+        return ws
+
+    def _bound_kernel_buffer(self, request: web.Request) -> None:
+        """Cap what the kernel holds for a client that stops reading; otherwise
+        a few MB per socket sit there before the outbox limit can act."""
+        size = self.settings.ws_socket_sndbuf
+        sock = request.transport.get_extra_info("socket") if request.transport else None
+        if size > 0 and sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+    async def subscription_check(self) -> str | None:
+        """Readiness: live deliveries reach this node only while it is subscribed."""
+        return None if self.subscriber.healthy else "node pub/sub subscription lost"
+
+    async def drain(self) -> None:
+        """Close every socket with 1001 and wait for the sessions to end."""
+        self._drained = anyio.Event()
+        self.close_all()
+        if self.sessions:
+            await self._drained.wait()
+
+    def close_all(self, code: int = CloseCode.GOING_AWAY) -> None:
+        for session in list(self.sessions):
+            session.finish(code, "server shutting down")
+
+
+GATEWAY = web.AppKey("gateway", Gateway)
+
+
+def create_gateway_app(gateway: Gateway) -> web.Application:
+    app = web.Application()
+    app[GATEWAY] = gateway
+    app.router.add_route("GET", "/{tail:.*}", gateway.handle)
+    return app
