@@ -100,12 +100,14 @@ class HistoryService:
     ) -> int:
         """The first kept seq when retention removed part of the window, else 0.
 
-        Seqs are dense, so a short page means entries are missing: never a silent gap.
+        Seqs are dense, so a short page, or a page that starts after the window's
+        first seq, means entries are missing: never a silent gap.
         """
         if window.empty:
             return 0
         expected = min(window.limit, window.last - window.first + 1)
-        if len(entries) >= expected:
+        starts_late = bool(entries) and entries[0].seq > window.first
+        if len(entries) >= expected and not starts_late:
             return 0
         first_kept = await self.store.first_seq(channel)
         return first_kept if first_kept > window.first or first_kept == 0 else 0

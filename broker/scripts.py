@@ -83,6 +83,7 @@ class Scripts:
         now_ms: int,
         origin_conn: str = "",
         check_uid: str = "",
+        retention: int = 0,
         client: Any = None,
     ) -> Any:
         """Run the append script; with ``client`` (a pipeline) only queue it."""
@@ -100,6 +101,7 @@ class Scripts:
             now_ms=now_ms,
             origin_conn=origin_conn,
             check_uid=check_uid,
+            retention=retention,
         )
         return await self._append(keys=keys, args=args, client=client)
 
@@ -200,6 +202,7 @@ def append_call(
     now_ms: int,
     origin_conn: str = "",
     check_uid: str = "",
+    retention: int = 0,
 ) -> tuple[list[str], list[Any]]:
     """KEYS and ARGV of one append (see lua/append.lua)."""
     keys = [
@@ -224,6 +227,7 @@ def append_call(
         now_ms,
         origin_conn,
         check_uid,
+        retention,
     ]
     return keys, args
 

@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from broker.channel_admin import ChannelAdmin
 from broker.conversation_records import ConversationRecords
 from broker.conversations import ConversationService
+from broker.durability import open_gate
 from broker.history import HistoryService
 from broker.keys import Keys
 from broker.messages import MessageService
@@ -45,12 +46,13 @@ async def open_services(settings: Settings) -> Services:
     keys = keys_for(settings)
     try:
         await check_deployment(redis, keys)
+        gate = await open_gate(redis, settings)
         lease = SnowflakeLease(redis, keys, settings.node_lease_ms)
         ids = await lease.acquire()
     except BaseException:
         await redis.aclose()
         raise
-    store = Store(redis, keys)
+    store = Store(redis, keys, gate, retention=settings.retention_maxlen)
     return Services(
         settings=settings,
         redis=redis,

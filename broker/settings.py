@@ -37,6 +37,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_lease_ms: int = 10_000
     large_channel: int = 1_000
     durability: str = "normal"
+    retention_maxlen: int = 0  # keep at most this many messages per channel; 0 = all
     log_level: str = "INFO"
     log_format: str = "text"
     uvloop: bool = True
@@ -76,6 +77,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("JINDOU_SHARDS must be between 1 and 16384")
         if self.max_payload < 1:
             raise ValueError("JINDOU_MAX_PAYLOAD must be positive")
+        if self.retention_maxlen < 0:
+            raise ValueError("JINDOU_RETENTION_MAXLEN must be 0 (keep all) or more")
         if self.dedupe_ttl < 1:
             raise ValueError("JINDOU_DEDUPE_TTL must be positive")
         if self.durability not in ("normal", "strict"):

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from broker.batching import TickBatcher
+from broker.durability import FsyncGate
 from broker.keys import ChannelKeys, Keys
 from broker.protocol import LiveMessage, StoredMessage
 from broker.scripts import (
@@ -65,7 +66,14 @@ def _str(value: Any) -> str:
 
 
 class Store:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        gate: FsyncGate | None = None,
+        *,
+        retention: int = 0,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.scripts = Scripts(redis)
@@ -73,6 +81,9 @@ class Store:
             self.scripts.append_batch
         )
         self._reads: TickBatcher[QueueRead, Any] = TickBatcher(self._run_reads)
+        # Strict durability: appends are acknowledged only once fsynced.
+        self.gate = gate or FsyncGate()
+        self.retention = retention  # log entries kept per channel; 0 = all
 
     async def _read(self, queue: QueueRead) -> Any:
         """One read command; concurrent reads of a loop tick share a pipeline."""
@@ -98,18 +109,18 @@ class Store:
     ) -> AppendOutcome:
         """Store ``message``; with ``check_uid`` the script also refuses that client
         sender unless he may send into the channel (sender_check.lua)."""
-        call = append_call(
-            **self._append_args(
-                message,
-                dedupe_ttl=dedupe_ttl,
-                digest=digest,
-                new_epoch=new_epoch,
-                origin_conn=origin_conn,
-            ),
-            check_uid=check_uid,
+        args = self._append_args(
+            message,
+            dedupe_ttl=dedupe_ttl,
+            digest=digest,
+            new_epoch=new_epoch,
+            origin_conn=origin_conn,
         )
+        args["check_uid"] = check_uid
+        if self.gate.waits:
+            return (await self._append_fsynced([args]))[0]
         # Concurrent sends share one pipeline per loop tick (see batching.py).
-        return parse_append(await self._appends.submit(call))
+        return parse_append(await self._appends.submit(append_call(**args)))
 
     async def refusal(
         self, message: StoredMessage, check_uid: str
@@ -129,20 +140,37 @@ class Store:
         new_epoch: str,
     ) -> list[AppendOutcome]:
         """Append several messages (to any channels) in one round trip."""
+        batch = [
+            self._append_args(
+                message,
+                dedupe_ttl=dedupe_ttl,
+                digest=digest,
+                new_epoch=new_epoch,
+                origin_conn="",
+            )
+            for message, digest in zip(messages, digests, strict=True)
+        ]
+        if self.gate.waits:
+            return await self._append_fsynced(batch)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for message, digest in zip(messages, digests, strict=True):
-                await self.scripts.append(
-                    **self._append_args(
-                        message,
-                        dedupe_ttl=dedupe_ttl,
-                        digest=digest,
-                        new_epoch=new_epoch,
-                        origin_conn="",
-                    ),
-                    client=pipe,
-                )
+            for args in batch:
+                await self.scripts.append(**args, client=pipe)
             replies = await pipe.execute()
         return [parse_append(reply) for reply in replies]
+
+    async def _append_fsynced(self, batch: list[dict[str, Any]]) -> list[AppendOutcome]:
+        """Appends then ``WAITAOF 1 0 t`` on the same connection (one pipeline), so
+        the wait covers these writes; acknowledged only if fsynced (strict mode)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for args in batch:
+                await self.scripts.append(**args, client=pipe)
+            pipe.execute_command("WAITAOF", 1, 0, self.gate.timeout_ms)
+            replies = await pipe.execute(raise_on_error=False)
+        for reply in replies[:-1]:
+            if isinstance(reply, Exception):
+                raise reply
+        self.gate.check(replies[-1])
+        return [parse_append(reply) for reply in replies[:-1]]
 
     def _append_args(
         self,
@@ -172,6 +200,7 @@ class Store:
             "new_epoch": new_epoch,
             "now_ms": message.timestamp_ms,
             "origin_conn": origin_conn,
+            "retention": self.retention,
         }
 
     async def publish_live(self, live: LiveMessage) -> int:

@@ -7,6 +7,7 @@
 -- ARGV: message (msgpack), red_dot (0|1), dedupe_ttl_s, message_id,
 --       client_msg_no, digest, new_epoch, now_ms, origin_conn,
 --       check_uid ('' = trusted: membership and lists are not checked)
+--       retention (keep at most this many log entries; 0 or absent = keep all)
 -- Returns {1, seq, message_id, epoch} stored | {2, seq, message_id, digest} duplicate
 --         | {-19} banned | {-24} disbanded | {-3|-4|-13|-25} sender refused
 local meta, log, badge, index, dispatch, dedupe, members, deny, allow =
@@ -14,10 +15,14 @@ local meta, log, badge, index, dispatch, dedupe, members, deny, allow =
 local message, red_dot, ttl, message_id, client_msg_no, digest, new_epoch, now_ms, origin =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local check_uid = ARGV[10]
+local retention = tonumber(ARGV[11] or '0') or 0
 
 local prior = redis.call('GET', dedupe)
 if prior then
   local seq, id, old_digest = string.match(prior, '^(%d+):(%d+):(.*)$')
+  -- Rewrite the same value: this makes the retry a write of this connection, so a
+  -- WAITAOF that follows (strict durability) also covers the original write.
+  redis.call('SET', dedupe, prior, 'KEEPTTL')
   return {2, tonumber(seq), id, old_digest}
 end
 
@@ -39,7 +44,12 @@ end
 
 local seq = redis.call('HINCRBY', meta, 'seq', 1)
 redis.call('HSET', meta, 'last_ms', now_ms)
-redis.call('XADD', log, seq .. '-0', 'm', message)
+if retention > 0 then
+  -- Exact trim: sync reports `truncated` with the first kept seq (DESIGN §6).
+  redis.call('XADD', log, 'MAXLEN', retention, seq .. '-0', 'm', message)
+else
+  redis.call('XADD', log, seq .. '-0', 'm', message)
+end
 if red_dot == '1' then redis.call('SETBIT', badge, seq, 1) end
 redis.call('HSET', index, 'i' .. message_id, seq, 'c' .. client_msg_no, seq)
 redis.call('XADD', dispatch, '*', 's', seq, 'm', message, 'o', origin)
