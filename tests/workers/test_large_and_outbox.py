@@ -4,8 +4,10 @@ import json
 import time
 
 import anyio
+import pytest
 
 from broker.redis_conn import keys_for
+from broker.redis_server import RedisProcess
 from tests.workers.harness import join, wait_drained
 from tests.workers.test_fanout_smoke import conversations, send
 
@@ -13,6 +15,15 @@ WRITES = {
     "zadd", "hset", "hsetnx", "publish", "xadd", "xack", "xtrim", "del", "zrem",
     "hdel", "setbit", "hincrby", "set", "sadd", "srem",
 }  # fmt: skip
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A private redis-server: INFO commandstats then counts only this test's work
+    (no heartbeat of a process left over from another test)."""
+    server = RedisProcess(tmp_path / "redis", appendonly=False).start()
+    yield server
+    server.stop()
 
 
 async def write_calls(redis) -> int:
