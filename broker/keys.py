@@ -110,6 +110,11 @@ class Keys:
         return f"{self.prefix}nodes"
 
     @property
+    def node_connections(self) -> str:
+        """Hash: node id → its number of WebSocket connections (at its heartbeat)."""
+        return f"{self.prefix}nodes:conns"
+
+    @property
     def workers(self) -> str:
         return f"{self.prefix}workers"
 

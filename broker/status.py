@@ -15,6 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from broker.gateway.presence import STALE_BEATS
 from broker.keys import Keys
 from broker.redis_conn import connect, keys_for
 from broker.settings import Settings
@@ -38,6 +39,7 @@ class StatusReport:
     shards: list[ShardStatus] = field(default_factory=list)
     workers: list[tuple[str, int, bool]] = field(default_factory=list)
     nodes: list[tuple[str, int, bool]] = field(default_factory=list)
+    connections: dict[str, int] = field(default_factory=dict)
     webhook_outbox: int = 0
     webhook_queued: int = 0
     webhook_dead: int = 0
@@ -82,13 +84,16 @@ async def collect_status(redis: Redis, keys: Keys, settings: Settings) -> Status
     now = int(time.time() * 1000)
     workers: Any = await redis.zrange(keys.workers, 0, -1, withscores=True)
     nodes: Any = await redis.zrange(keys.nodes, 0, -1, withscores=True)
+    counts: Any = await redis.hgetall(keys.node_connections)
+    report.connections = {_text(k): int(v) for k, v in counts.items()}
     for member, score in workers:
         beat = int(score)
         live = now - beat <= settings.worker_lease_ms
         report.workers.append((_text(member), beat, live))
     for member, score in nodes:
         beat = int(score)
-        report.nodes.append((_text(member), beat, now - beat <= settings.node_lease_ms))
+        live = now - beat <= STALE_BEATS * settings.node_heartbeat_ms
+        report.nodes.append((_text(member), beat, live))
     for shard in range(keys.shards):
         report.shards.append(await shard_status(redis, keys, shard))
     report.webhook_outbox = int(await redis.xlen(keys.webhook_outbox))
@@ -112,7 +117,11 @@ def format_status(report: StatusReport) -> str:
         lines.append(f"{title}: {live} live")
         for name, beat, ok in rows:
             state = "live" if ok else "stale"
-            lines.append(f"  {name}  {state}, last heartbeat {now - beat} ms ago")
+            conns = report.connections.get(name)
+            extra = f", {conns} connections" if conns is not None else ""
+            lines.append(
+                f"  {name}  {state}, last heartbeat {now - beat} ms ago{extra}"
+            )
     lines.append(
         f"webhooks: outbox {report.webhook_outbox}, queued {report.webhook_queued}, "
         f"dead letters {report.webhook_dead}"

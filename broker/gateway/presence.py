@@ -62,9 +62,13 @@ class Presence:
         self.heartbeat_ms = heartbeat_ms
         self._writes = anyio.CapacityLimiter(MAX_CONCURRENT_WRITES)
 
-    async def beat(self, node_id: str) -> bool:
-        """Record a heartbeat; True if the node was missing from the node set."""
-        added = await self.redis.zadd(self.keys.nodes, {node_id: now_ms()})
+    async def beat(self, node_id: str, connections: int = 0) -> bool:
+        """Record a heartbeat (and the node's connection count, for `jindou status`);
+        True if the node was missing from the node set."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.keys.nodes, {node_id: now_ms()})  # type: ignore[unused-awaitable]
+            pipe.hset(self.keys.node_connections, node_id, connections)  # type: ignore[unused-awaitable]
+            added, _ = await pipe.execute()
         return bool(added)
 
     async def register_many(self, records: Sequence[tuple[str, ConnRecord]]) -> None:
@@ -78,6 +82,7 @@ class Presence:
 
     async def leave(self, node_id: str) -> None:
         await self.redis.zrem(self.keys.nodes, node_id)
+        await self.redis.hdel(self.keys.node_connections, node_id)
 
     async def register(self, uid: str, record: ConnRecord) -> None:
         async with self._writes:

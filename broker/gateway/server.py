@@ -62,7 +62,9 @@ class Gateway:
         first = True
         while True:
             try:
-                missing = await self.presence.beat(self.services.node_id)
+                missing = await self.presence.beat(
+                    self.services.node_id, len(self.sessions)
+                )
                 if missing and not first:
                     # Taken for dead (a long pause): our connections were removed.
                     log.warning("node was taken for dead; registering again")

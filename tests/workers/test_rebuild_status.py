@@ -125,3 +125,21 @@ async def test_status_shows_owner_lag_and_pending(api, redis, settings, workers)
     while sum(s.length for s in (await collect_status(redis, keys, settings)).shards):
         assert time.monotonic() < deadline, "acknowledged entries were not trimmed"
         await anyio.sleep(0.1)
+
+
+async def test_status_shows_api_nodes_and_their_connections(redis, settings):
+    from broker.gateway.presence import Presence
+    from broker.status import format_status
+
+    keys = keys_for(settings)
+    presence = Presence(redis, keys, settings.node_heartbeat_ms)
+    await presence.beat("node-a", 3)
+    await redis.zadd(keys.nodes, {"node-dead": 1})  # silent for ages
+    out = format_status(await collect_status(redis, keys, settings))
+    assert "api nodes: 1 live" in out
+    assert "node-a  live" in out
+    assert "3 connections" in out
+    assert "node-dead  stale" in out
+    await presence.leave("node-a")
+    out = format_status(await collect_status(redis, keys, settings))
+    assert "node-a" not in out
