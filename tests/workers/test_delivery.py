@@ -20,8 +20,11 @@ class FakeNode:
         self.node_id = node_id
         self.frames: list[Delivery] = []
 
-    async def register(self, uids):
+    async def beat(self):
         await self.redis.zadd(self.keys.nodes, {self.node_id: int(time.time() * 1000)})
+
+    async def register(self, uids):
+        await self.beat()
         for uid in uids:
             await self.redis.hset(
                 self.keys.connections(uid), f"c-{uid}", f"{self.node_id}:0:1"
@@ -31,8 +34,12 @@ class FakeNode:
         pubsub = self.redis.pubsub()
         await pubsub.subscribe(self.keys.node_channel(self.node_id))
         task_status.started()
+        last_beat = time.monotonic()
         try:
             while True:
+                if time.monotonic() - last_beat > 1.0:  # beat like a real node
+                    await self.beat()
+                    last_beat = time.monotonic()
                 msg = await pubsub.get_message(
                     ignore_subscribe_messages=True, timeout=0.2
                 )

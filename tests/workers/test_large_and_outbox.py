@@ -70,6 +70,8 @@ async def test_large_channel_costs_constant_writes(api, redis, settings, workers
         JINDOU_WEBHOOK_URL="http://127.0.0.1:9/hook",
         JINDOU_WEBHOOK_SENDER="0",
         JINDOU_WORKER_LEASE_MS="10000",
+        # node-x beats once; a long interval keeps it live for the whole test
+        JINDOU_NODE_HEARTBEAT_MS="60000",
     )
     await send(api, "m0", "big", 2, "warm-up")
     await send(api, "m0", "small", 2, "warm-up")
@@ -117,7 +119,9 @@ async def test_outbox_events_have_deterministic_ids(api, redis, settings, worker
     await redis.zadd(keys.nodes, {"node-x": now})
     await redis.hset(keys.connections("alice"), "c1", "node-x:0:1")
     workers.start(
-        JINDOU_WEBHOOK_URL="http://127.0.0.1:9/hook", JINDOU_WEBHOOK_SENDER="0"
+        JINDOU_WEBHOOK_URL="http://127.0.0.1:9/hook",
+        JINDOU_WEBHOOK_SENDER="0",
+        JINDOU_NODE_HEARTBEAT_MS="60000",  # node-x beats once
     )
     data = await send(api, "alice", "bob", 1, "hi")
     await wait_drained(redis, settings)
