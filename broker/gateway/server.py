@@ -129,7 +129,9 @@ class Gateway:
 
     def close_all(self, code: int = CloseCode.GOING_AWAY) -> None:
         for session in list(self.sessions):
-            session.finish(code, "server shutting down")
+            # The close frame is the reconnect hint: 1001 + this reason. No JSON-RPC
+            # `disconnect` notification: the SDKs take that as final and stay away.
+            session.finish(code, "server going away: reconnect")
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
