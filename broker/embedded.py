@@ -36,6 +36,13 @@ def _spawn(role: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "broker", role], env=env)  # noqa: S603
 
 
+def _local(addr: str) -> str:
+    """``host:port`` as a local client reaches it (a wildcard host → 127.0.0.1)."""
+    host, port = split_addr(addr)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    return f"{shown}:{port}"
+
+
 class _Stop(Exception):
     pass
 
@@ -63,12 +70,12 @@ def run_embedded(settings: Settings, data_dir: Path) -> int:
         }
         env.pop("JINDOU_MANAGER_TOKEN_FILE", None)
         children = [_spawn("api", env), _spawn("worker", env)]
-        host, port = split_addr(settings.api_addr)
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+        api_url = "http://" + _local(settings.api_addr)
+        ws_url = "ws://" + _local(settings.ws_addr)
         sys.stdout.write(
-            f"Jindou is up.\n  API:           http://{shown}:{port}\n"
-            f"  manager token: {token}\n  data dir:      {data_dir.resolve()}\n"
-            "Press Ctrl-C to stop.\n"
+            f"Jindou is up.\n  API:           {api_url}\n"
+            f"  manager token: {token}\n  WebSocket:     {ws_url}\n"
+            f"  data dir:      {data_dir.resolve()}\nPress Ctrl-C to stop.\n"
         )
         sys.stdout.flush()
         while all(child.poll() is None for child in children):

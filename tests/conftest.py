@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from broker.http.app import create_app
 from broker.redis_conn import connect
-from broker.redis_server import RedisProcess
+from broker.redis_server import RedisProcess, free_port
 from broker.settings import Settings
 
 MANAGER_TOKEN = "test-manager-token-0123456789"
@@ -44,6 +44,9 @@ def settings(redis_server: RedisProcess, key_prefix: str) -> Settings:
         key_prefix=key_prefix,
         shards=16,
         uvloop=False,
+        # Never the fixed default ports: a child `jindou api` binds these.
+        api_addr=f"127.0.0.1:{free_port()}",
+        ws_addr=f"127.0.0.1:{free_port()}",
     )
 
 

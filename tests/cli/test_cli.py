@@ -123,12 +123,17 @@ def test_up_runs_everything_and_keeps_messages_across_restarts(tmp_path):
     data_dir = tmp_path / "data"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {"JINDOU_API_ADDR": f"127.0.0.1:{port}"}
+    ws_port = free_port()
+    env = {
+        "JINDOU_API_ADDR": f"127.0.0.1:{port}",
+        "JINDOU_WS_ADDR": f"127.0.0.1:{ws_port}",
+    }
 
     def start():
         proc = jindou("up", "--data-dir", str(data_dir), env=env)
         header = "".join(proc.stdout.readline() for _ in range(4))
         assert url in header, header
+        assert f"ws://127.0.0.1:{ws_port}" in header, header
         wait_http(url)
         return proc, header
 
