@@ -68,41 +68,11 @@ class Scripts:
         return [v for v in vars(self).values() if isinstance(v, AsyncScript)]
 
     async def append(
-        self,
-        *,
-        channel: ChannelKeys,
-        dispatch: str,
-        dedupe: str,
-        message: bytes,
-        red_dot: bool,
-        dedupe_ttl: int,
-        message_id: int,
-        client_msg_no: str,
-        digest: str,
-        new_epoch: str,
-        now_ms: int,
-        origin_conn: str = "",
-        check_uid: str = "",
-        retention: int = 0,
-        client: Any = None,
+        self, call: tuple[list[str], list[Any]], *, client: Any = None
     ) -> Any:
-        """Run the append script; with ``client`` (a pipeline) only queue it."""
-        keys, args = append_call(
-            channel=channel,
-            dispatch=dispatch,
-            dedupe=dedupe,
-            message=message,
-            red_dot=red_dot,
-            dedupe_ttl=dedupe_ttl,
-            message_id=message_id,
-            client_msg_no=client_msg_no,
-            digest=digest,
-            new_epoch=new_epoch,
-            now_ms=now_ms,
-            origin_conn=origin_conn,
-            check_uid=check_uid,
-            retention=retention,
-        )
+        """Run the append script for one :func:`append_call`; with ``client`` (a
+        pipeline) only queue it."""
+        keys, args = call
         return await self._append(keys=keys, args=args, client=client)
 
     async def append_batch(

@@ -154,7 +154,7 @@ class Store:
             return await self._append_fsynced(batch)
         async with self.redis.pipeline(transaction=False) as pipe:
             for args in batch:
-                await self.scripts.append(**args, client=pipe)
+                await self.scripts.append(append_call(**args), client=pipe)
             replies = await pipe.execute()
         return [parse_append(reply) for reply in replies]
 
@@ -163,7 +163,7 @@ class Store:
         the wait covers these writes; acknowledged only if fsynced (strict mode)."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for args in batch:
-                await self.scripts.append(**args, client=pipe)
+                await self.scripts.append(append_call(**args), client=pipe)
             pipe.execute_command("WAITAOF", 1, 0, self.gate.timeout_ms)
             replies = await pipe.execute(raise_on_error=False)
         for reply in replies[:-1]:
