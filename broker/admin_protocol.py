@@ -3,6 +3,8 @@ field names, reference §6, §7). Pure: no I/O."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 # Channel flags kept in the channel meta hash; POST /channel overwrites all of them.
@@ -68,8 +70,8 @@ class WhitelistEntry(msgspec.Struct, frozen=True, kw_only=True):
 class UserTokenRequest(msgspec.Struct, frozen=True, kw_only=True):
     uid: str = ""
     token: str = ""
-    device_flag: int = 0
-    device_level: int = 0
+    device_flag: Annotated[int, msgspec.Meta(ge=0, le=255)] = 0  # a uint8 in WuKongIM
+    device_level: Annotated[int, msgspec.Meta(ge=0, le=1)] = 0  # 0 slave, 1 master
 
 
 class UidsRequest(msgspec.Struct, frozen=True, kw_only=True):

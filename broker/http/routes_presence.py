@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from broker.channels import InvalidId, check_id
@@ -18,7 +20,8 @@ OK = StatusResponse(status=200)
 
 class DeviceQuitRequest(msgspec.Struct, frozen=True, kw_only=True):
     uid: str = ""
-    device_flag: int = 0
+    # WuKongIM device flags are a uint8; -1 means app, web and pc.
+    device_flag: Annotated[int, msgspec.Meta(ge=-1, le=255)] = 0
 
 
 class OnlineStatus(msgspec.Struct, frozen=True, kw_only=True):
