@@ -2,6 +2,7 @@
 
     python -m tests.faults.measure durability [--sends 2000]
     python -m tests.faults.measure soak --minutes 3 [--rate 200] [--kill-every 60]
+        [--workers N] [--ws-clients N] [--churn 0.01] [--retention N] [--out FILE]
 
 Everything runs on private servers on free loopback ports, stopped by pid at the end.
 """
@@ -9,12 +10,14 @@ Everything runs on private servers on free loopback ports, stopped by pid at the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import secrets
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,7 @@ import msgspec
 import psutil
 
 from broker.redis_conn import connect, keys_for
-from broker.redis_server import RedisProcess
+from broker.redis_server import RedisProcess, free_port
 from broker.settings import Settings
 from tests.conftest import MANAGER_TOKEN
 from tests.faults.ledger import Ledger, check, check_projections, dispatch_drained
@@ -36,6 +39,8 @@ from tests.faults.procs import (
     ValkeyProcess,
     valkey_server_path,
 )
+from tests.faults.soak_verdict import verdict
+from tests.faults.soak_ws import WsPopulation, identities
 
 
 def settings_for(server: RedisProcess, **changes: Any) -> Settings:
@@ -114,6 +119,7 @@ def _sample(procs: dict[str, int]) -> dict[str, Any]:
         try:
             p = psutil.Process(pid)
             out[name] = {
+                "pid": pid,
                 "rss_mb": round(p.memory_info().rss / 2**20, 1),
                 "fds": p.num_fds(),
             }
@@ -122,35 +128,76 @@ def _sample(procs: dict[str, int]) -> dict[str, Any]:
     return out
 
 
+async def _dispatch_pending(redis: Any, keys: Any) -> int:
+    """Entries read by a worker and not acknowledged yet, over every shard."""
+    total = 0
+    for shard in range(keys.shards):
+        with contextlib.suppress(Exception):  # no stream or no group yet
+            total += (await redis.xpending(keys.dispatch(shard), "fanout"))["pending"]
+    return total
+
+
+@dataclass
+class SoakPlan:
+    minutes: float
+    rate: float
+    kill_every: float
+    workers: int
+    ws_clients: int = 0
+    churn: float = 0.01
+    retention: int = 0
+    sample_every: float = 10.0
+
+
 async def _soak(
     group: ProcessGroup,
     server: RedisProcess,
     api: ApiChild,
     workers: list[Child],
     settings: Settings,
-    minutes: float,
-    rate: float,
-    kill_every: float,
+    plan: SoakPlan,
 ) -> dict[str, Any]:
     ledger, stats = Ledger(), LoadStats()
     samples: list[dict[str, Any]] = []
-    total = int(minutes * 60 * rate)
+    total = int(plan.minutes * 60 * plan.rate)
     kills = 0
+    workload = Workload.small(dms=50, groups=20, group_size=8)
+    keys = keys_for(settings)
+    probe = connect(settings.redis_url)
+    population = None
+    if plan.ws_clients:
+        members = sorted({m for spec in workload.channels for m in spec.members})
+        population = WsPopulation(
+            f"ws://{settings.ws_addr}/",
+            probe,
+            keys,
+            identities(members, plan.ws_clients),
+            plan.churn,
+        )
     async with aiohttp.ClientSession() as session:
         client = LoadClient(session, lambda: api.url, MANAGER_TOKEN, ledger, stats)
         done = anyio.Event()
 
         async def monitor() -> None:
             nonlocal kills
-            last_kill = time.monotonic()
+            started = last_kill = time.monotonic()
             while not done.is_set():
-                with anyio.move_on_after(10):
+                with anyio.move_on_after(plan.sample_every):
                     await done.wait()
                 pids = {"api": api.pid, "redis": server.pid}
                 pids.update({f"worker{n}": w.pid for n, w in enumerate(workers)})
-                samples.append(_sample(pids))
-                print(json.dumps(samples[-1]))
-                if kill_every and time.monotonic() - last_kill >= kill_every:
+                sample = _sample(pids)
+                sample["elapsed_s"] = round(time.monotonic() - started)
+                sample["acked"] = len(stats.latencies_ok)
+                with contextlib.suppress(Exception):  # Redis may be busy: skip a point
+                    sample["pel"] = await _dispatch_pending(probe, keys)
+                    info = await probe.info("memory")
+                    sample["used_memory"] = info["used_memory"]
+                if population is not None:
+                    sample["ws"] = population.counters.as_dict()
+                samples.append(sample)
+                print(json.dumps(sample), flush=True)
+                if plan.kill_every and time.monotonic() - last_kill >= plan.kill_every:
                     api.kill9()
                     await anyio.to_thread.run_sync(group.restart_api, api)
                     if workers:  # and one worker, in turn
@@ -162,33 +209,37 @@ async def _soak(
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(monitor)
+            if population is not None:
+                tg.start_soon(population.run)
             await run_load(
                 client,
-                Workload.small(dms=50, groups=20, group_size=8),
+                workload,
                 total=total,
-                rate=rate,
+                rate=plan.rate,
                 retry_for=15.0,
             )
             done.set()
-    redis = connect(settings.redis_url)
+            if population is not None:
+                population.stop.set()
     try:
-        keys = keys_for(settings)
-        report, states = await check(redis, keys, ledger)
+        report, states = await check(probe, keys, ledger)
         if workers:  # projections are the workers' work: wait for them, then compare
-            with anyio.fail_after(60):
-                while not await dispatch_drained(redis, keys):
+            with anyio.fail_after(120):
+                while not await dispatch_drained(probe, keys):
                     await anyio.sleep(0.2)
             members = {ch: sorted(ch[1].split("@")) for ch in states if ch[0] == 1}
-            await check_projections(redis, keys, ledger, states, members, report)
-        used_memory = (await redis.info("memory"))["used_memory"]
+            await check_projections(probe, keys, ledger, states, members, report)
+        used_memory = (await probe.info("memory"))["used_memory"]
     finally:
-        await redis.aclose()
-    return {
-        "minutes": minutes,
-        "rate": rate,
+        await probe.aclose()
+    result = {
+        "minutes": plan.minutes,
+        "rate": plan.rate,
         "sends": total,
         "kills": kills,
         "workers": len(workers),
+        "ws_clients": plan.ws_clients,
+        "retention": plan.retention,
         "rows_checked": report.rows_checked,
         "outcomes": dict(ledger.counts()),
         "statuses": {str(k): v for k, v in stats.statuses.items()},
@@ -198,27 +249,33 @@ async def _soak(
         "acked": report.acked,
         "stored": report.stored,
         "redis_used_memory_mb": round(used_memory / 2**20, 1),
+        "ws": population.counters.as_dict() if population is not None else None,
         "samples": samples,
     }
+    result["verdict"] = verdict(result, warmup_s=min(300.0, plan.minutes * 60 / 4))
+    return result
 
 
-def soak(
-    minutes: float, rate: float, kill_every: float, workers: int
-) -> dict[str, Any]:
+def soak(plan: SoakPlan, out: Path | None = None) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="jd-soak-"))
     group = ProcessGroup(tmp)
     try:
         server = group.redis(RedisProcess(tmp / "data"))
-        settings = settings_for(server)
-        api = group.api(settings)
-        children = [group.worker(settings) for _ in range(workers)]
-        result = anyio.run(
-            _soak, group, server, api, children, settings, minutes, rate, kill_every
+        settings = settings_for(
+            server,
+            ws_addr=f"127.0.0.1:{free_port()}",
+            retention_maxlen=plan.retention,
         )
+        api = group.api(settings)
+        children = [group.worker(settings) for _ in range(plan.workers)]
+        result = anyio.run(_soak, group, server, api, children, settings, plan)
     finally:
         group.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    print(json.dumps({k: v for k, v in result.items() if k != "samples"}))
+    summary = {k: v for k, v in result.items() if k != "samples"}
+    print(json.dumps(summary), flush=True)
+    if out is not None:
+        out.write_text(json.dumps(result, indent=1))
     return result
 
 
@@ -238,11 +295,29 @@ def main() -> None:
         help="worker processes (then projections "
         "are checked, and each kill also kills one worker)",
     )
+    s.add_argument("--ws-clients", type=int, default=0, help="WebSocket clients")
+    s.add_argument(
+        "--churn", type=float, default=0.01, help="share of clients reopened a minute"
+    )
+    s.add_argument("--retention", type=int, default=0, help="JINDOU_RETENTION_MAXLEN")
+    s.add_argument("--sample-every", type=float, default=10.0, help="seconds")
+    s.add_argument("--out", type=Path, help="write the whole result (samples) here")
     args = parser.parse_args()
     if args.what == "durability":
         durability(args.sends)
     else:
-        soak(args.minutes, args.rate, args.kill_every, args.workers)
+        plan = SoakPlan(
+            args.minutes,
+            args.rate,
+            args.kill_every,
+            args.workers,
+            args.ws_clients,
+            args.churn,
+            args.retention,
+            args.sample_every,
+        )
+        result = soak(plan, args.out)
+        raise SystemExit(0 if result["verdict"]["pass"] else 1)
 
 
 if __name__ == "__main__":
