@@ -12,7 +12,9 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from broker.gateway.hub import Hub
+from broker.gateway.methods import Methods
 from broker.gateway.presence import ConnRecord, Presence
+from broker.gateway.resend import Resender
 from broker.gateway.session import CloseCode, GatewayContext, Session
 from broker.gateway.status_events import wants_status_events
 from broker.gateway.subscriber import NodeSubscriber
@@ -33,12 +35,15 @@ class Gateway:
         self.subscriber = NodeSubscriber(
             self.settings.redis_url, services.keys, services.node_id, self.hub
         )
+        self.resender = Resender(self.settings.ws_retry_ms)
         self.ctx = GatewayContext(
             services=services,
             settings=self.settings,
             hub=self.hub,
             presence=self.presence,
             node_number=lambda: services.lease.number,
+            resender=self.resender,
+            methods=Methods(services),
             status_events=wants_status_events(self.settings),
         )
         self.sessions: set[Session] = set()
@@ -51,6 +56,7 @@ class Gateway:
                 tg.start_soon(self.subscriber.run)
                 tg.start_soon(self._heartbeat)
         finally:
+            self.resender.stop()
             with anyio.CancelScope(shield=True):
                 try:
                     await self.presence.leave(self.services.node_id)
@@ -93,11 +99,12 @@ class Gateway:
             # redo the work for every client.
             compress=False,
             timeout=2.0,
-            autoping=True,
+            autoping=True,  # answers pings as frames are read; no task, no timer
+            heartbeat=None,
         )
         await ws.prepare(request)
         self._bound_kernel_buffer(request)
-        session = Session(ws, self.ctx, request.transport)
+        session = Session(ws, self.ctx, request.transport, request.protocol)
         self.sessions.add(session)
         try:
             await session.serve()

@@ -34,7 +34,7 @@ def test_token_bucket_allows_burst_then_rate():
     assert sum(bucket.take() for _ in range(10)) == 5  # never more than the burst
 
 
-async def test_outbox_bounds_frames_and_bytes():
+def test_outbox_bounds_frames_and_bytes():
     box = Outbox(max_frames=3, max_bytes=10)
     box.put(b"aaaa")
     box.put(b"bbbb")
@@ -43,7 +43,7 @@ async def test_outbox_bounds_frames_and_bytes():
     box.put(b"cc")
     with pytest.raises(OutboxFull):
         box.put(b"d")  # 4 frames
-    assert await box.get() == b"aaaa"
+    assert box.pop() == b"aaaa"
     assert (len(box), box.size) == (2, 6)
     big = Outbox(max_frames=3, max_bytes=10)
     big.put(b"x" * 50)  # one frame larger than the byte bound still goes alone
