@@ -90,7 +90,7 @@ class Methods:
             return
         if rid is None:
             return  # unknown notifications are ignored, as by the SDKs
-        if not session.request_bucket.take():
+        if not session.may_request():
             self.fail(session, rid, Reason.RATE_LIMIT, "rate limit: too many requests")
             return
         try:
@@ -152,7 +152,7 @@ class Methods:
                 reason=reason,
             )
 
-        if not session.send_bucket.take():
+        if not session.may_send():
             return refused(Reason.RATE_LIMIT, "rate limit: too many sends")
         try:
             payload = decode_payload(p.payload)

@@ -132,17 +132,15 @@ class Session:
         self.transport = transport
         self.protocol = protocol
         self.ctx = ctx
-        settings = ctx.settings
         self.conn_id = new_conn_id()
         self.uid = ""
         self.device_flag = 0
         self.device_level = 0
         self.device_id = ""
         self.outbox: Outbox | None = None  # only while the socket is backed up
-        self.send_bucket = TokenBucket(settings.ws_send_rate, settings.ws_send_burst)
-        self.request_bucket = TokenBucket(
-            settings.ws_request_rate, settings.ws_request_burst
-        )
+        # Made on first use: an idle connection carries none.
+        self.send_bucket: TokenBucket | None = None
+        self.request_bucket: TokenBucket | None = None
         self.pending: dict[str, PendingRecv] = {}
         self.close_code = CloseCode.NORMAL
         self.close_reason = ""
@@ -150,6 +148,26 @@ class Session:
         self._receiving = False
         self._drainer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
+
+    def may_request(self) -> bool:
+        """Take a token of the connection's request rate (any method)."""
+        bucket = self.request_bucket
+        if bucket is None:
+            settings = self.ctx.settings
+            bucket = self.request_bucket = TokenBucket(
+                settings.ws_request_rate, settings.ws_request_burst
+            )
+        return bucket.take()
+
+    def may_send(self) -> bool:
+        """Take a token of the connection's ``send`` rate."""
+        bucket = self.send_bucket
+        if bucket is None:
+            settings = self.ctx.settings
+            bucket = self.send_bucket = TokenBucket(
+                settings.ws_send_rate, settings.ws_send_burst
+            )
+        return bucket.take()
 
     # -- what fan-out and replies call (never awaits) -----------------------------
     def reply(self, frame: bytes) -> None:
@@ -273,44 +291,80 @@ class Session:
 
     # -- the connection's life ---------------------------------------------------------
     async def serve(self) -> None:
+        """Authenticate, join, then read and answer requests until the end. The
+        loop runs in this frame: an idle connection holds as few frames as can be."""
+        if not await self._join():
+            return
+        ws = self.ws
+        handle = self.ctx.methods.handle
+        try:
+            while not self.closing:
+                self._receiving = True
+                try:
+                    msg = await ws.receive()
+                finally:
+                    self._receiving = False
+                if msg.type is WSMsgType.TEXT:
+                    await handle(self, msg.data)
+                elif msg.type is WSMsgType.BINARY:
+                    if not _looks_like_json(msg.data):
+                        self.finish(
+                            CloseCode.UNSUPPORTED_DATA, "binary frames not supported"
+                        )
+                        break
+                    await handle(self, bytes(msg.data))
+                else:  # close, closing, closed or error (aiohttp sent 1009/1002/1007)
+                    break
+        finally:
+            CONNECTIONS.labels(str(self.device_flag)).dec()
+            await self._end()
+
+    async def _join(self) -> bool:
+        """Authenticate, register the connection, then send the connect result."""
         connected = await self._authenticate()
         if connected is None:
-            return
+            return False
         ctx = self.ctx
         record = ConnRecord(
             self.conn_id, ctx.services.node_id, self.device_flag, self.device_level
         )
         ctx.hub.add(self)
         try:
-            try:
-                await ctx.presence.register(self.uid, record)
-                await self._kick_others()
-            except RedisError:
-                REDIS_ERRORS.labels("gateway").inc()
-                log.warning("redis unavailable; closing connection %s", self.conn_id)
-                self.finish(CloseCode.UNAVAILABLE, "storage unavailable")
-                return
-            connections = CONNECTIONS.labels(str(self.device_flag))
-            connections.inc()
+            await ctx.presence.register(self.uid, record)
+            await self._kick_others()
+        except RedisError:
+            REDIS_ERRORS.labels("gateway").inc()
+            log.warning("redis unavailable; closing connection %s", self.conn_id)
+            self.finish(CloseCode.UNAVAILABLE, "storage unavailable")
+            await self._end()
+            return False
+        except BaseException:
+            await self._end()
+            raise
+        CONNECTIONS.labels(str(self.device_flag)).inc()
+        try:
             await self._status_event(online=True)
-            # Only now: a client told it is connected is reachable by deliveries.
-            self.reply(connected)
-            try:
-                await self._read_loop()
-            finally:
-                connections.dec()
-        finally:
-            ctx.hub.remove(self)
-            self.finish(CloseCode.NORMAL)
-            self.pending.clear()
-            ctx.resender.forget(self)
-            # In a task of its own: the handler task may be cancelled (the server
-            # shuts down, or cancels handlers of lost connections), the clean-up
-            # must still run to the end.
-            cleanup = asyncio.get_running_loop().create_task(self._leave())
-            _closing_tasks.add(cleanup)
-            cleanup.add_done_callback(_closing_tasks.discard)
-            await asyncio.shield(cleanup)
+        except BaseException:
+            CONNECTIONS.labels(str(self.device_flag)).dec()
+            await self._end()
+            raise
+        # Only now: a client told it is connected is reachable by deliveries.
+        self.reply(connected)
+        return True
+
+    async def _end(self) -> None:
+        ctx = self.ctx
+        ctx.hub.remove(self)
+        self.finish(CloseCode.NORMAL)
+        self.pending.clear()
+        ctx.resender.forget(self)
+        # In a task of its own: the handler task may be cancelled (the server
+        # shuts down, or cancels handlers of lost connections), the clean-up
+        # must still run to the end.
+        cleanup = asyncio.get_running_loop().create_task(self._leave())
+        _closing_tasks.add(cleanup)
+        cleanup.add_done_callback(_closing_tasks.discard)
+        await asyncio.shield(cleanup)
 
     async def _leave(self) -> None:
         """Unregister the connection and close its socket."""
@@ -366,27 +420,6 @@ class Session:
             return
         with anyio.move_on_after(2.0):
             await self.ws.close(code=code, message=reason)
-
-    async def _read_loop(self) -> None:
-        ws = self.ws
-        handle = self.ctx.methods.handle
-        while not self.closing:
-            self._receiving = True
-            try:
-                msg = await ws.receive()
-            finally:
-                self._receiving = False
-            if msg.type is WSMsgType.TEXT:
-                await handle(self, msg.data)
-            elif msg.type is WSMsgType.BINARY:
-                if not _looks_like_json(msg.data):
-                    self.finish(
-                        CloseCode.UNSUPPORTED_DATA, "binary frames not supported"
-                    )
-                    return
-                await handle(self, bytes(msg.data))
-            else:  # close, closing, closed or error (aiohttp sent 1009/1002/1007)
-                return
 
     # -- authentication ------------------------------------------------------------
     async def _authenticate(self) -> bytes | None:
