@@ -148,3 +148,32 @@ def test_error_frame_leaves_out_an_unknown_id():
     )
     assert b'"id":"a"' in frames.error("a", 2, "x")
     assert frames.result("a", None) == b'{"jsonrpc":"2.0","id":"a","result":null}'
+
+
+def test_ip_limits_cap_open_connections_and_attempts():
+    from broker.gateway.ip_limits import IpLimits
+
+    clock = Clock()
+    limits = IpLimits(max_conns=2, attempts_rate=1, attempts_burst=3, clock=clock)
+    assert limits.admit("a") is None
+    assert limits.admit("a") is None
+    refused = limits.admit("a")
+    assert refused is not None
+    assert refused.reason == "ip_connections"
+    assert limits.admit("b") is None  # per address
+    limits.release("a")
+    refused = limits.admit("a")  # a slot is free, but 3 attempts used the burst
+    assert refused is not None
+    assert refused.reason == "ip_attempts"
+    clock.now = 1.0
+    assert limits.admit("a") is None
+    off = IpLimits(max_conns=0, attempts_rate=0, attempts_burst=0, clock=clock)
+    assert all(off.admit("a") is None for _ in range(1000))
+
+
+def test_text_frame_header_by_length():
+    from broker.gateway.wire import text_frame
+
+    assert text_frame(b"hi") == b"\x81\x02hi"
+    assert text_frame(b"x" * 200)[:4] == b"\x81\x7e\x00\xc8"
+    assert text_frame(b"x" * 70_000)[:10] == b"\x81\x7f" + (70_000).to_bytes(8, "big")
