@@ -114,6 +114,9 @@ class Cluster:
             JINDOU_WS_SEND_BURST="100000",
             JINDOU_WS_REQUEST_RATE="100000",
             JINDOU_WS_REQUEST_BURST="100000",
+            # All load comes from 127.0.0.1: the per-IP caps (S9) would refuse it.
+            JINDOU_WS_MAX_CONNS_PER_IP="0",
+            JINDOU_WS_CONN_RATE_PER_IP="0",
             **extra,
         )
 

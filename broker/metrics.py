@@ -102,6 +102,12 @@ DELIVERY_DROPS = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+WS_REFUSED = Counter(
+    "jindou_ws_refused_total",
+    "WebSocket upgrades refused with 429, by per-IP cap (ip_connections, ip_attempts).",
+    ["reason"],
+    registry=REGISTRY,
+)
 
 # -- workers (workers/) --
 WORKER_ENTRIES = Counter(

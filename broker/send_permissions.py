@@ -4,7 +4,7 @@ Same-channel checks (subscriber, black/whitelist, send_ban of a group) run insid
 append.lua / permit.lua, atomically with the write. This module reads, in one
 round trip, what lives elsewhere: whether the sender is a system uid (exempt), the
 sender's own person record (ban, send_ban) and, for a person channel, the
-recipient's blacklist.
+recipient's blacklist. Concurrent checks share that round trip (``TickBatcher``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from broker.batching import TickBatcher
 from broker.channels import ChannelType, other_party
 from broker.errors import ApiError, Reason, forbidden
 from broker.keys import Keys
@@ -42,33 +43,55 @@ def sender_refusal(facts: SenderFacts, *, person: bool) -> ApiError | None:
     return None
 
 
+FactsQuery = tuple[str, int, str]  # uid, channel_type, stored channel id
+
+
 class SendPermissions:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
+        # Concurrent sends (many WebSocket clients) share one round trip per loop
+        # tick instead of one each (batching.py); a lone send waits for no one.
+        self._batches: TickBatcher[FactsQuery, SenderFacts] = TickBatcher(
+            self._facts_batch
+        )
 
     async def facts(
         self, uid: str, channel_type: int, stored_channel_id: str
     ) -> SenderFacts:
-        own = self.keys.channel(ChannelType.PERSON, uid)
-        person = channel_type == ChannelType.PERSON
+        return await self._batches.submit((uid, channel_type, stored_channel_id))
+
+    async def _facts_batch(
+        self, queries: list[FactsQuery]
+    ) -> list[SenderFacts | BaseException]:
+        keys = self.keys
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.sismember(self.keys.system_uids, uid)  # type: ignore[unused-awaitable]
-            pipe.hmget(own.meta, ["ban", "send_ban"])  # type: ignore[unused-awaitable]
-            if person:
-                recipient = other_party(stored_channel_id, uid)
-                theirs = self.keys.channel(ChannelType.PERSON, recipient)
-                pipe.sismember(self.keys.system_uids, recipient)  # type: ignore[unused-awaitable]
-                pipe.sismember(theirs.blacklist, uid)  # type: ignore[unused-awaitable]
+            for uid, channel_type, stored_channel_id in queries:
+                own = keys.channel(ChannelType.PERSON, uid)
+                pipe.sismember(keys.system_uids, uid)  # type: ignore[unused-awaitable]
+                pipe.hmget(own.meta, ["ban", "send_ban"])  # type: ignore[unused-awaitable]
+                if channel_type == ChannelType.PERSON:
+                    recipient = other_party(stored_channel_id, uid)
+                    theirs = keys.channel(ChannelType.PERSON, recipient)
+                    pipe.sismember(keys.system_uids, recipient)  # type: ignore[unused-awaitable]
+                    pipe.sismember(theirs.blacklist, uid)  # type: ignore[unused-awaitable]
             replies = await pipe.execute()
-        ban, send_ban = replies[1]
-        return SenderFacts(
-            sender_is_system=bool(replies[0]),
-            sender_banned=ban == b"1",
-            sender_send_banned=send_ban == b"1",
-            recipient_is_system=person and bool(replies[2]),
-            in_recipient_blacklist=person and bool(replies[3]),
-        )
+        results: list[SenderFacts | BaseException] = []
+        at = 0
+        for _, channel_type, _ in queries:
+            person = channel_type == ChannelType.PERSON
+            ban, send_ban = replies[at + 1]
+            results.append(
+                SenderFacts(
+                    sender_is_system=bool(replies[at]),
+                    sender_banned=ban == b"1",
+                    sender_send_banned=send_ban == b"1",
+                    recipient_is_system=person and bool(replies[at + 2]),
+                    in_recipient_blacklist=person and bool(replies[at + 3]),
+                )
+            )
+            at += 4 if person else 2
+        return results
 
     async def check(self, uid: str, channel_type: int, stored_channel_id: str) -> str:
         """Raise the refusal of a client send, or return the uid the channel-side

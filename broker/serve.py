@@ -13,7 +13,7 @@ import logging
 import anyio
 from aiohttp import web
 
-from broker.gateway.server import Gateway, create_gateway_app
+from broker.gateway.server import Gateway, create_gateway_server
 from broker.http.app import create_app
 from broker.http.context import READINESS
 from broker.runtime import wait_for_shutdown_signal
@@ -33,22 +33,36 @@ async def serve_api(settings: Settings) -> None:
     api_app = create_app(settings, services)
     api_app[READINESS].add("pubsub", gateway.subscription_check)
     api_app[READINESS].on_drain(gateway.drain)
-    runners: list[web.AppRunner] = []
+    runners: list[web.BaseRunner] = []
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(services.lease.renew_forever)
             tg.start_soon(gateway.run)
-            apps = (
-                ("api", api_app, settings.api_addr, "http"),
-                ("gateway", create_gateway_app(gateway), settings.ws_addr, "ws"),
+            shutdown_timeout = grace * (1 - DRAIN_HOOKS_SHARE)
+            apps: tuple[tuple[str, web.BaseRunner, str, str], ...] = (
+                (
+                    "api",
+                    web.AppRunner(
+                        api_app,
+                        access_log=None,
+                        handle_signals=False,
+                        shutdown_timeout=shutdown_timeout,
+                    ),
+                    settings.api_addr,
+                    "http",
+                ),
+                (
+                    "gateway",
+                    web.ServerRunner(
+                        create_gateway_server(gateway),
+                        handle_signals=False,
+                        shutdown_timeout=shutdown_timeout,
+                    ),
+                    settings.ws_addr,
+                    "ws",
+                ),
             )
-            for name, app, addr, scheme in apps:
-                runner = web.AppRunner(
-                    app,
-                    access_log=None,
-                    handle_signals=False,
-                    shutdown_timeout=grace * (1 - DRAIN_HOOKS_SHARE),
-                )
+            for name, runner, addr, scheme in apps:
                 await runner.setup()
                 runners.append(runner)
                 host, port = split_addr(addr)

@@ -71,6 +71,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_request_burst: int = 400
     ws_retry_ms: int = 5_000
     ws_retry_max: int = 5
+    # Per client IP (S9); 0 = off. Generous enough for a NAT of many users.
+    ws_max_conns_per_ip: int = 1_000
+    ws_conn_rate_per_ip: float = 50.0
+    ws_conn_burst_per_ip: int = 100
 
     def __post_init__(self) -> None:
         if not 1 <= self.shards <= 16384:
@@ -85,6 +89,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("JINDOU_DURABILITY must be 'normal' or 'strict'")
         if min(self.ws_max_frame, self.ws_queue_messages, self.ws_queue_bytes) < 1:
             raise ValueError("JINDOU_WS_* limits must be positive")
+        if min(self.ws_max_conns_per_ip, self.ws_conn_rate_per_ip) < 0:
+            raise ValueError("JINDOU_WS_*_PER_IP limits must be 0 (off) or more")
         if self.log_format not in ("text", "json"):
             raise ValueError("JINDOU_LOG_FORMAT must be 'text' or 'json'")
         if any(c in self.key_prefix for c in "{} "):

@@ -1,7 +1,9 @@
 """The connections held by this node, and fan-out to them.
 
-Fan-out never awaits a client: each frame goes into the connection's bounded
-outbox (``Session.push``); a full outbox disconnects that client only.
+Fan-out never awaits a client: each frame is written to the connection's socket,
+or, if that is backed up, queued in its bounded outbox (``Session.push``); a full
+outbox disconnects that client only. Frames reach connections ready-made
+(``wire.text_frame``): a message is encoded once per view, not per recipient.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Protocol
 
-from broker.gateway import frames
+from broker.gateway import frames, wire
 from broker.gateway.control import Kick, kick_matches
 from broker.gateway.views import RecvViews
 from broker.metrics import DELIVERIES
@@ -23,7 +25,8 @@ class Connection(Protocol):
     device_level: int
     device_id: str
 
-    def push(self, frame: bytes) -> None: ...
+    def push(self, frame: bytes) -> None:
+        """Write a ready WebSocket frame (``wire.text_frame``)."""
 
     def push_recv(self, message_id: str, frame: bytes, *, persisted: bool) -> None: ...
 
@@ -60,20 +63,29 @@ class Hub:
         views = RecvViews(delivery.seq, delivery.message)
         message_id = str(delivery.message.message_id)
         persisted = delivery.seq > 0
+        origin = delivery.origin_conn
+        by_uid = self.by_uid
         pushed = 0
         for uid in dict.fromkeys(delivery.uids):
-            for conn in list(self.by_uid.get(uid, {}).values()):
-                if conn.conn_id == delivery.origin_conn:
+            conns = by_uid.get(uid)
+            if not conns:
+                continue
+            for conn in list(conns.values()):
+                if conn.conn_id == origin:
                     continue  # the sender's connection got the send result
-                conn.push_recv(message_id, views.frame_for(uid), persisted=persisted)
+                conn.push_recv(message_id, views.wire_for(uid), persisted=persisted)
                 pushed += 1
         DELIVERIES.inc(pushed)
         return pushed
 
     def kick(self, kick: Kick) -> int:
-        notice = frames.notification(
-            "disconnect",
-            frames.DisconnectNotice(reasonCode=kick.reason_code, reason=kick.reason),
+        notice = wire.text_frame(
+            frames.notification(
+                "disconnect",
+                frames.DisconnectNotice(
+                    reasonCode=kick.reason_code, reason=kick.reason
+                ),
+            )
         )
         kicked = 0
         for conn in list(self.by_uid.get(kick.uid, {}).values()):
@@ -89,5 +101,7 @@ class Hub:
         return kicked
 
     def broadcast(self, frame: bytes) -> None:
+        """Write one JSON frame to every connection (framed once)."""
+        ready = wire.text_frame(frame)
         for conn in self.connections():
-            conn.push(frame)
+            conn.push(ready)

@@ -6,11 +6,11 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-import anyio
-
 
 class TokenBucket:
     """``rate`` tokens a second, at most ``burst`` saved. Pure but for the clock."""
+
+    __slots__ = ("burst", "clock", "rate", "tokens", "updated")
 
     def __init__(
         self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
@@ -36,17 +36,18 @@ class OutboxFull(Exception):
 
 
 class Outbox:
-    """Frames waiting for one connection's writer, bounded in count and bytes.
+    """Frames waiting for a connection whose socket is backed up, bounded in count
+    and bytes. A connection that keeps up never has one (frames are written at
+    once); ``put`` never waits: fan-out to one slow client must not delay the
+    others."""
 
-    ``put`` never waits: fan-out to one slow client must not delay the others.
-    """
+    __slots__ = ("frames", "max_bytes", "max_frames", "size")
 
     def __init__(self, max_frames: int, max_bytes: int) -> None:
         self.max_frames = max_frames
         self.max_bytes = max_bytes
         self.frames: deque[bytes] = deque()
         self.size = 0
-        self._ready = anyio.Event()
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -60,18 +61,13 @@ class Outbox:
             )
         self.frames.append(frame)
         self.size += len(frame)
-        self._ready.set()
 
     def put_marker(self, frame: bytes) -> None:
         """Queue a tiny control marker past the bounds (it must never be refused)."""
         self.frames.append(frame)
         self.size += len(frame)
-        self._ready.set()
 
-    async def get(self) -> bytes:
-        while not self.frames:
-            self._ready = anyio.Event()
-            await self._ready.wait()
+    def pop(self) -> bytes:
         frame = self.frames.popleft()
         self.size -= len(frame)
         return frame

@@ -53,82 +53,96 @@ def decode_payload(payload: str | dict[str, Any] | list[Any]) -> bytes:
 
 
 class Methods:
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    """The requests of every connection of the node: one shared, stateless
+    instance (a connection carries only its own state, ``Session``)."""
 
-    @property
-    def services(self) -> Services:
-        return self.session.ctx.services
+    def __init__(self, services: Services) -> None:
+        self.services = services
 
-    def reply(self, request_id: str | int, value: Any) -> None:
-        self.session.push(frames.result(request_id, value))
+    @staticmethod
+    def reply(session: Session, request_id: str | int, value: Any) -> None:
+        session.reply(frames.result(request_id, value))
 
-    def fail(self, request_id: str | int | None, code: int, message: str) -> None:
-        self.session.push(frames.error(request_id, code, message))
+    @staticmethod
+    def fail(
+        session: Session, request_id: str | int | None, code: int, message: str
+    ) -> None:
+        session.reply(frames.error(request_id, code, message))
 
-    async def handle(self, raw: bytes) -> None:
+    async def handle(self, session: Session, raw: str | bytes) -> None:
         try:
             envelope = frames.decode_envelope(raw)
         except msgspec.ValidationError as exc:
-            self.fail(None, frames.INVALID_REQUEST, f"invalid request: {exc}")
+            self.fail(session, None, frames.INVALID_REQUEST, f"invalid request: {exc}")
             return
         except msgspec.DecodeError as exc:
-            self.fail(None, frames.PARSE_ERROR, f"invalid JSON: {exc}")
+            self.fail(session, None, frames.PARSE_ERROR, f"invalid JSON: {exc}")
             return
         rid = envelope.id
         if envelope.jsonrpc != "2.0":
-            self.fail(rid, frames.INVALID_REQUEST, 'jsonrpc must be "2.0"')
+            self.fail(session, rid, frames.INVALID_REQUEST, 'jsonrpc must be "2.0"')
             return
-        if not envelope.method:
+        method = envelope.method
+        if not method:
             return  # a response from the client: nothing is waiting for it
-        if envelope.method == "recvack":
-            self._recvack(envelope)
+        if method == "recvack":
+            self._recvack(session, envelope)
             return
         if rid is None:
             return  # unknown notifications are ignored, as by the SDKs
-        if not self.session.request_bucket.take():
-            self.fail(rid, Reason.RATE_LIMIT, "rate limit: too many requests")
+        if not session.may_request():
+            self.fail(session, rid, Reason.RATE_LIMIT, "rate limit: too many requests")
             return
         try:
-            await self._request(envelope.method, rid, frames.params_bytes(envelope))
+            await self._request(session, method, rid, frames.params_bytes(envelope))
         except msgspec.DecodeError as exc:
-            self.fail(rid, frames.INVALID_PARAMS, f"invalid params: {exc}")
+            self.fail(session, rid, frames.INVALID_PARAMS, f"invalid params: {exc}")
         except ApiError as exc:
-            self.fail(rid, exc.status, exc.msg)
+            self.fail(session, rid, exc.status, exc.msg)
         except RedisError:
             REDIS_ERRORS.labels("gateway").inc()
-            log.warning("redis unavailable during %s", envelope.method)
-            self.fail(rid, Reason.SYSTEM_ERROR, "storage is unavailable")
+            log.warning("redis unavailable during %s", method)
+            self.fail(session, rid, Reason.SYSTEM_ERROR, "storage is unavailable")
 
-    async def _request(self, method: str, rid: str | int, params: bytes) -> None:
+    async def _request(
+        self, session: Session, method: str, rid: str | int, params: bytes
+    ) -> None:
         match method:
-            case "ping":
-                self.reply(rid, None)
             case "send":
-                self.reply(rid, await self._send(frames.decode_send(params)))
+                sent = await self._send(session, frames.decode_send(params))
+                self.reply(session, rid, sent)
+            case "ping":
+                self.reply(session, rid, None)
             case "disconnect":
                 frames.decode_disconnect(params)
-                self.reply(rid, None)
-                self.session.finish(1000, "client disconnect")  # CloseCode.NORMAL
+                self.reply(session, rid, None)
+                session.finish(1000, "client disconnect")  # CloseCode.NORMAL
             case "channel.messagesync":
-                await self._messagesync(rid, decode_messagesync(params))
+                await self._messagesync(session, rid, decode_messagesync(params))
             case "conversation.sync":
-                await self._conversation_sync(rid, params)
+                await self._conversation_sync(session, rid, params)
             case "connect":
-                self.fail(rid, frames.INVALID_REQUEST, "already connected")
+                self.fail(session, rid, frames.INVALID_REQUEST, "already connected")
             case _:
-                self.fail(rid, frames.METHOD_NOT_FOUND, f"unknown method {method!r}")
+                self.fail(
+                    session, rid, frames.METHOD_NOT_FOUND, f"unknown method {method!r}"
+                )
 
-    def _recvack(self, envelope: frames.Envelope) -> None:
+    def _recvack(self, session: Session, envelope: frames.Envelope) -> None:
         try:
             ack = frames.decode_recvack(frames.params_bytes(envelope))
         except msgspec.DecodeError as exc:
             if envelope.id is not None:
-                self.fail(envelope.id, frames.INVALID_PARAMS, f"invalid params: {exc}")
+                self.fail(
+                    session,
+                    envelope.id,
+                    frames.INVALID_PARAMS,
+                    f"invalid params: {exc}",
+                )
             return
-        self.session.acked(str(ack.messageId))
+        session.acked(str(ack.messageId))
 
-    async def _send(self, p: frames.SendParams) -> frames.SendResult:
+    async def _send(self, session: Session, p: frames.SendParams) -> frames.SendResult:
         def refused(code: int, reason: str) -> frames.SendResult:
             return frames.SendResult(
                 messageId="0",
@@ -138,7 +152,7 @@ class Methods:
                 reason=reason,
             )
 
-        if not self.session.send_bucket.take():
+        if not session.may_send():
             return refused(Reason.RATE_LIMIT, "rate limit: too many sends")
         try:
             payload = decode_payload(p.payload)
@@ -162,7 +176,6 @@ class Methods:
             topic=p.topic,
             payload=payload,
         )
-        session = self.session
         sender = Sender(uid=session.uid, trusted=False, origin_conn=session.conn_id)
         try:
             sent = await self.services.messages.send(request, sender)
@@ -176,24 +189,27 @@ class Methods:
             persisted=sent.persisted,
         )
 
-    async def _messagesync(self, rid: str | int, req: MessageSyncRequest) -> None:
-        uid = self.session.uid
-        await self._check_reader(req.channel_id, req.channel_type)
+    async def _messagesync(
+        self, session: Session, rid: str | int, req: MessageSyncRequest
+    ) -> None:
+        uid = session.uid
+        await self._check_reader(uid, req.channel_id, req.channel_type)
         response = await self.services.history.sync(
             msgspec.structs.replace(req, login_uid=uid)
         )
-        self.reply(rid, response)
+        self.reply(session, rid, response)
 
-    async def _check_reader(self, channel_id: str, channel_type: int) -> None:
+    async def _check_reader(self, uid: str, channel_id: str, channel_type: int) -> None:
         """The same rule as the HTTP reads with user credentials (broker.access)."""
-        uid = self.session.uid
         svc = self.services
         await require_reader(
             svc.redis, svc.keys, Caller(uid), uid, channel_id, channel_type
         )
 
-    async def _conversation_sync(self, rid: str | int, params: bytes) -> None:
+    async def _conversation_sync(
+        self, session: Session, rid: str | int, params: bytes
+    ) -> None:
         """The HTTP ``/conversation/sync`` body; ``uid`` is the connection's."""
         req = decode_conversation_sync(params)
-        req = msgspec.structs.replace(req, uid=self.session.uid)
-        self.reply(rid, await self.services.conversations.sync(req))
+        req = msgspec.structs.replace(req, uid=session.uid)
+        self.reply(session, rid, await self.services.conversations.sync(req))

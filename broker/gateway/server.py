@@ -12,11 +12,14 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from broker.gateway.hub import Hub
+from broker.gateway.ip_limits import IpLimits
+from broker.gateway.methods import Methods
 from broker.gateway.presence import ConnRecord, Presence
+from broker.gateway.resend import Resender
 from broker.gateway.session import CloseCode, GatewayContext, Session
 from broker.gateway.status_events import wants_status_events
 from broker.gateway.subscriber import NodeSubscriber
-from broker.metrics import REDIS_ERRORS
+from broker.metrics import REDIS_ERRORS, WS_REFUSED
 from broker.services import Services
 
 log = logging.getLogger(__name__)
@@ -33,15 +36,23 @@ class Gateway:
         self.subscriber = NodeSubscriber(
             self.settings.redis_url, services.keys, services.node_id, self.hub
         )
+        self.resender = Resender(self.settings.ws_retry_ms)
         self.ctx = GatewayContext(
             services=services,
             settings=self.settings,
             hub=self.hub,
             presence=self.presence,
             node_number=lambda: services.lease.number,
+            resender=self.resender,
+            methods=Methods(services),
             status_events=wants_status_events(self.settings),
         )
         self.sessions: set[Session] = set()
+        self.ip_limits = IpLimits(
+            self.settings.ws_max_conns_per_ip,
+            self.settings.ws_conn_rate_per_ip,
+            self.settings.ws_conn_burst_per_ip,
+        )
         self._drained: anyio.Event | None = None
 
     async def run(self) -> None:
@@ -51,6 +62,7 @@ class Gateway:
                 tg.start_soon(self.subscriber.run)
                 tg.start_soon(self._heartbeat)
         finally:
+            self.resender.stop()
             with anyio.CancelScope(shield=True):
                 try:
                     await self.presence.leave(self.services.node_id)
@@ -86,28 +98,42 @@ class Gateway:
         """Wait until the node is subscribed (deliveries can reach it)."""
         await self.subscriber.subscribed.wait()
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(
-            max_msg_size=self.settings.ws_max_frame,
-            # Frames are encoded once and shared; per-connection deflate would
-            # redo the work for every client.
-            compress=False,
-            timeout=2.0,
-            autoping=True,
-        )
-        await ws.prepare(request)
-        self._bound_kernel_buffer(request)
-        session = Session(ws, self.ctx, request.transport)
-        self.sessions.add(session)
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        # The peer address: behind a proxy that is the proxy's (docs/gateway.md).
+        ip = request.remote or ""
+        refused = self.ip_limits.admit(ip)
+        if refused is not None:
+            WS_REFUSED.labels(refused.reason).inc()
+            return web.json_response(
+                {"status": 429, "msg": refused.msg},
+                status=429,
+                headers={"Retry-After": "1"},
+            )
+        session: Session | None = None
         try:
+            ws = web.WebSocketResponse(
+                max_msg_size=self.settings.ws_max_frame,
+                # Frames are encoded once and shared; per-connection deflate would
+                # redo the work for every client.
+                compress=False,
+                timeout=2.0,
+                autoping=True,  # answers pings as frames are read; no task, no timer
+                heartbeat=None,
+            )
+            await ws.prepare(request)
+            self._bound_kernel_buffer(request)
+            session = Session(ws, self.ctx, request.transport, request.protocol)
+            self.sessions.add(session)
             await session.serve()
+            return ws
         finally:
-            self.sessions.discard(session)
-            if not self.sessions and self._drained is not None:
-                self._drained.set()
-        return ws
+            self.ip_limits.release(ip)
+            if session is not None:
+                self.sessions.discard(session)
+                if not self.sessions and self._drained is not None:
+                    self._drained.set()
 
-    def _bound_kernel_buffer(self, request: web.Request) -> None:
+    def _bound_kernel_buffer(self, request: web.BaseRequest) -> None:
         """Cap what the kernel holds for a client that stops reading; otherwise
         a few MB per socket sit there before the outbox limit can act."""
         size = self.settings.ws_socket_sndbuf
@@ -134,11 +160,8 @@ class Gateway:
             session.finish(code, "server going away: reconnect")
 
 
-GATEWAY = web.AppKey("gateway", Gateway)
-
-
-def create_gateway_app(gateway: Gateway) -> web.Application:
-    app = web.Application()
-    app[GATEWAY] = gateway
-    app.router.add_route("GET", "/{tail:.*}", gateway.handle)
-    return app
+def create_gateway_server(gateway: Gateway) -> web.Server:
+    """The WebSocket endpoint on any path: a bare aiohttp server, no application
+    or router (they cost memory per connection: design-notes "Gateway
+    per-connection cost")."""
+    return web.Server(gateway.handle)

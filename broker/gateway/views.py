@@ -12,7 +12,7 @@ import base64
 from collections.abc import Iterable
 
 from broker.channels import ChannelType, other_party
-from broker.gateway import frames
+from broker.gateway import frames, wire
 from broker.protocol import StoredMessage
 from broker.views import shown_uid
 
@@ -51,12 +51,16 @@ def recv_params(seq: int, message: StoredMessage, *, own: bool) -> frames.RecvPa
 
 
 class RecvViews:
-    """Encodes a message's ``recv`` frame lazily, once per view."""
+    """Encodes a message's ``recv`` frame lazily, once per view, as JSON and as the
+    ready WebSocket frame every recipient's socket is written."""
+
+    __slots__ = ("_frames", "_wire", "message", "seq")
 
     def __init__(self, seq: int, message: StoredMessage) -> None:
         self.seq = seq
         self.message = message
         self._frames: dict[bool, bytes] = {}
+        self._wire: dict[bool, bytes] = {}
 
     def frame_for(self, uid: str) -> bytes:
         own = uid == self.message.from_uid
@@ -65,6 +69,14 @@ class RecvViews:
             params = recv_params(self.seq, self.message, own=own)
             frame = self._frames[own] = frames.notification("recv", params)
         return frame
+
+    def wire_for(self, uid: str) -> bytes:
+        """``frame_for`` as a WebSocket text frame (``wire.text_frame``)."""
+        own = uid == self.message.from_uid
+        ready = self._wire.get(own)
+        if ready is None:
+            ready = self._wire[own] = wire.text_frame(self.frame_for(uid))
+        return ready
 
     def encoded_views(self) -> int:
         return len(self._frames)

@@ -16,9 +16,9 @@ import anyio
 import msgspec
 import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import RawTestServer, TestClient, TestServer
 
-from broker.gateway.server import Gateway, create_gateway_app
+from broker.gateway.server import Gateway
 from broker.http.app import create_app
 from broker.redis_conn import connect, keys_for
 from broker.services import Services, close_services, open_services
@@ -147,7 +147,7 @@ async def start_node(settings: Settings) -> AsyncIterator[Node]:
                 await gateway.ready()
                 while services.node_id not in await gateway.presence.live_nodes():
                     await anyio.sleep(0.01)
-            ws_server = TestServer(create_gateway_app(gateway), host="127.0.0.1")
+            ws_server = RawTestServer(gateway.handle, host="127.0.0.1")
             async with (
                 TestClient(TestServer(create_app(settings, services))) as http,
                 TestClient(ws_server) as ws_client,

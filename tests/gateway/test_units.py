@@ -34,7 +34,7 @@ def test_token_bucket_allows_burst_then_rate():
     assert sum(bucket.take() for _ in range(10)) == 5  # never more than the burst
 
 
-async def test_outbox_bounds_frames_and_bytes():
+def test_outbox_bounds_frames_and_bytes():
     box = Outbox(max_frames=3, max_bytes=10)
     box.put(b"aaaa")
     box.put(b"bbbb")
@@ -43,7 +43,7 @@ async def test_outbox_bounds_frames_and_bytes():
     box.put(b"cc")
     with pytest.raises(OutboxFull):
         box.put(b"d")  # 4 frames
-    assert await box.get() == b"aaaa"
+    assert box.pop() == b"aaaa"
     assert (len(box), box.size) == (2, 6)
     big = Outbox(max_frames=3, max_bytes=10)
     big.put(b"x" * 50)  # one frame larger than the byte bound still goes alone
@@ -148,3 +148,32 @@ def test_error_frame_leaves_out_an_unknown_id():
     )
     assert b'"id":"a"' in frames.error("a", 2, "x")
     assert frames.result("a", None) == b'{"jsonrpc":"2.0","id":"a","result":null}'
+
+
+def test_ip_limits_cap_open_connections_and_attempts():
+    from broker.gateway.ip_limits import IpLimits
+
+    clock = Clock()
+    limits = IpLimits(max_conns=2, attempts_rate=1, attempts_burst=3, clock=clock)
+    assert limits.admit("a") is None
+    assert limits.admit("a") is None
+    refused = limits.admit("a")
+    assert refused is not None
+    assert refused.reason == "ip_connections"
+    assert limits.admit("b") is None  # per address
+    limits.release("a")
+    refused = limits.admit("a")  # a slot is free, but 3 attempts used the burst
+    assert refused is not None
+    assert refused.reason == "ip_attempts"
+    clock.now = 1.0
+    assert limits.admit("a") is None
+    off = IpLimits(max_conns=0, attempts_rate=0, attempts_burst=0, clock=clock)
+    assert all(off.admit("a") is None for _ in range(1000))
+
+
+def test_text_frame_header_by_length():
+    from broker.gateway.wire import text_frame
+
+    assert text_frame(b"hi") == b"\x81\x02hi"
+    assert text_frame(b"x" * 200)[:4] == b"\x81\x7e\x00\xc8"
+    assert text_frame(b"x" * 70_000)[:10] == b"\x81\x7f" + (70_000).to_bytes(8, "big")
