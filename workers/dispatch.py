@@ -22,7 +22,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from broker.keys import Keys
 from broker.metrics import REDIS_ERRORS, WORKER_ENTRIES, WORKER_LAG, WORKER_PENDING
-from workers.fanout import DispatchEntry, parse_entry
+from workers.fanout import DispatchRef, parse_entry
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ BLOCK_MS = 5_000
 TRIM_EVERY_SECONDS = 0.5
 MAX_BACKOFF = 5.0
 
-Process = Callable[[Sequence[DispatchEntry]], Awaitable[None]]
+Process = Callable[[Sequence[DispatchRef]], Awaitable[None]]
 
 
 def is_nogroup(exc: Exception) -> bool:

@@ -1,5 +1,10 @@
 """Side effects of persisted and live messages (DESIGN §5).
 
+Dispatch entries are references (seq, channel, origin); the messages are read from
+the channel logs, one XRANGE per channel and batch, in the same round trip as the
+channel facts. An entry whose log entry is gone (retention, channel deleted) has
+nothing left to deliver and is skipped.
+
 Per batch of dispatch entries: recipients → conversation bookkeeping (small
 channels: every recipient; large channels: only the sender) → one PUBLISH per api
 node holding recipients → webhook outbox. Every effect is a max, a ZADD GT, a
@@ -44,18 +49,32 @@ _decode_live = msgspec.msgpack.Decoder(LiveMessage).decode
 
 
 @dataclass(frozen=True, slots=True)
+class DispatchRef:
+    """One dispatch entry as written by lua/append.lua: which message to fan out."""
+
+    entry_id: bytes
+    seq: int
+    channel_type: int
+    channel_id: str
+    origin_conn: str
+
+
+@dataclass(frozen=True, slots=True)
 class DispatchEntry:
+    """A dispatch entry with its message, read from the channel log."""
+
     entry_id: bytes
     seq: int
     message: StoredMessage
     origin_conn: str
 
 
-def parse_entry(entry_id: Any, fields: Mapping[bytes, bytes]) -> DispatchEntry:
-    return DispatchEntry(
+def parse_entry(entry_id: Any, fields: Mapping[bytes, bytes]) -> DispatchRef:
+    return DispatchRef(
         entry_id=bytes(entry_id),
         seq=int(fields[b"s"]),
-        message=decode_message(fields[b"m"]),
+        channel_type=int(fields[b"t"]),
+        channel_id=fields[b"c"].decode(),
         origin_conn=fields.get(b"o", b"").decode(),
     )
 
@@ -91,14 +110,27 @@ class ConvUpdate:
 
 
 def group_by_channel(
-    entries: Iterable[DispatchEntry],
-) -> dict[ChannelRef, list[DispatchEntry]]:
+    refs: Iterable[DispatchRef],
+) -> dict[ChannelRef, list[DispatchRef]]:
     """Entries per channel, keeping seq order (dispatch order is seq order)."""
-    channels: dict[ChannelRef, list[DispatchEntry]] = {}
-    for entry in entries:
-        ref = (entry.message.channel_type, entry.message.channel_id)
-        channels.setdefault(ref, []).append(entry)
+    channels: dict[ChannelRef, list[DispatchRef]] = {}
+    for ref in refs:
+        channels.setdefault((ref.channel_type, ref.channel_id), []).append(ref)
     return channels
+
+
+def seq_span(refs: Sequence[DispatchRef]) -> tuple[int, int]:
+    """The smallest and largest seq of a channel's entries."""
+    seqs = [r.seq for r in refs]
+    return min(seqs), max(seqs)
+
+
+def log_messages(reply: Any) -> dict[int, StoredMessage]:
+    """seq → message of an XRANGE reply on a channel log."""
+    return {
+        int(bytes(entry_id).split(b"-", 1)[0]): decode_message(fields[b"m"])
+        for entry_id, fields in reply
+    }
 
 
 def fanned_seq(mark: bytes | None, epoch: str) -> int:
@@ -178,15 +210,20 @@ class Fanout:
         self.webhooks_on = bool(settings.webhook_url)
         self.large_threshold = settings.large_channel
 
-    async def process(self, entries: Sequence[DispatchEntry]) -> None:
+    async def process(self, refs: Sequence[DispatchRef]) -> None:
         """All side effects of a batch; the caller acknowledges afterwards."""
-        channels = group_by_channel(entries)
-        facts = await self._facts(channels)
+        channels = group_by_channel(refs)
+        facts, logs = await self._facts(channels, spans=channels)
         work: list[ChannelWork] = []
-        for ref, channel_entries in channels.items():
+        for ref, channel_refs in channels.items():
             fact = facts[ref]
             done = fanned_seq(fact.fanned, fact.epoch)
-            todo = [e for e in channel_entries if e.seq > done]
+            stored = logs[ref]
+            todo = [
+                DispatchEntry(r.entry_id, r.seq, stored[r.seq], r.origin_conn)
+                for r in channel_refs
+                if r.seq > done and r.seq in stored
+            ]
             if not todo:
                 continue
             recipients = await self._recipients(ref, fact)
@@ -230,7 +267,7 @@ class Fanout:
             recipients = frozenset(live.to_uids) - {SYSTEM_UID}
         else:
             ref = (message.channel_type, message.channel_id)
-            facts = await self._facts([ref])
+            facts, _ = await self._facts([ref])
             recipients = await self._recipients(ref, facts[ref])
         online = await self.presence.online(recipients)
         by_node = group_by_node(recipients, online)
@@ -278,26 +315,41 @@ class Fanout:
             )
 
     async def _facts(
-        self, refs: Iterable[ChannelRef]
-    ) -> dict[ChannelRef, ChannelFacts]:
+        self,
+        refs: Iterable[ChannelRef],
+        spans: Mapping[ChannelRef, Sequence[DispatchRef]] | None = None,
+    ) -> tuple[dict[ChannelRef, ChannelFacts], dict[ChannelRef, dict[int, Any]]]:
+        """Each channel's facts and, for ``spans``, its log entries from the
+        smallest to the largest seq named there: one round trip."""
         wanted = list(refs)
+        spans = spans or {}
         async with self.redis.pipeline(transaction=False) as pipe:
-            for channel_type, channel_id in wanted:
-                channel = self.keys.channel(channel_type, channel_id)
+            for ref in wanted:
+                channel = self.keys.channel(*ref)
                 pipe.hmget(channel.meta, ["members_ver", "large", "epoch", "fanned"])  # type: ignore[unused-awaitable]
-                pipe.scard(channel.members)  # type: ignore[unused-awaitable]
-            replies = await pipe.execute()
+                if not is_person(ref[0]):  # person recipients come from the id
+                    pipe.scard(channel.members)  # type: ignore[unused-awaitable]
+                if ref in spans:
+                    first, last = seq_span(spans[ref])
+                    pipe.xrange(  # type: ignore[unused-awaitable]
+                        channel.log, f"{first}-0", f"{last}-0", count=last - first + 1
+                    )
+            replies = iter(await pipe.execute())
         facts: dict[ChannelRef, ChannelFacts] = {}
-        for i, ref in enumerate(wanted):
-            ver, large, epoch, fanned = replies[2 * i]
+        logs: dict[ChannelRef, dict[int, Any]] = {}
+        for ref in wanted:
+            ver, large, epoch, fanned = next(replies)
+            count = 0 if is_person(ref[0]) else int(next(replies))
             facts[ref] = ChannelFacts(
                 members_ver=ver,
                 large_flag=large,
-                member_count=int(replies[2 * i + 1]),
+                member_count=count,
                 epoch=epoch.decode() if isinstance(epoch, bytes) else "",
                 fanned=fanned,
             )
-        return facts
+            if ref in spans:
+                logs[ref] = log_messages(next(replies))
+        return facts, logs
 
     async def _recipients(self, ref: ChannelRef, fact: ChannelFacts) -> frozenset[str]:
         channel_type, channel_id = ref

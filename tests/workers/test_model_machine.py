@@ -185,10 +185,10 @@ class ConversationMachine(RuleBasedStateMachine):
     async def _redeliver(self, channel_type, stored, seq):
         keys, redis = self.env.keys, self.env.redis
         channel = keys.channel(channel_type, stored)
-        [(_, fields)] = await redis.xrange(channel.log, f"{seq}-0", f"{seq}-0")
         await redis.hdel(channel.meta, "fanned")
         await redis.xadd(
-            keys.dispatch(channel.shard), {"s": seq, "m": fields[b"m"], "o": ""}
+            keys.dispatch(channel.shard),
+            {"s": seq, "t": channel_type, "c": stored, "o": ""},
         )
 
     # -- the check ----------------------------------------------------------------
