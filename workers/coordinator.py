@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from broker.keys import Keys
 from broker.metrics import LEASE_CHANGES, WORKER_LAG, WORKER_PENDING, WORKER_SHARDS
 from broker.settings import Settings
-from workers.dispatch import ShardConsumer
+from workers.dispatch import DispatchLoop, ShardConsumer
 from workers.fanout import Fanout
 from workers.leases import ShardLeases, acquisition_order, fair_share
 from workers.live import LiveListener
@@ -45,6 +45,7 @@ class Coordinator:
         self.leases = ShardLeases(redis, keys, self.worker_id, self.lease_ms)
         self.fanout = Fanout(redis, keys, settings)
         self.live = LiveListener(redis, keys, self.fanout.deliver_live)
+        self.dispatch = DispatchLoop(redis, keys, self.worker_id, self.fanout.process)
         self.consumers: dict[int, ShardConsumer] = {}
         self.releasing: set[int] = set()
         self.stopping = False
@@ -62,6 +63,7 @@ class Coordinator:
         """Work until ``stop`` is set, then hand everything back cleanly."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.live.run)
+            tg.start_soon(self.dispatch.run)
             balance_scope = anyio.CancelScope()
             tg.start_soon(self._balance_forever, tg, balance_scope)
             await stop.wait()
@@ -103,18 +105,14 @@ class Coordinator:
                 if self.stopping:
                     return
                 if await self.leases.acquire(shard):
-                    self._start(tg, shard)
+                    self._start(shard)
         self.live.set_shards(self.owned - self.releasing)
         WORKER_SHARDS.set(len(self.owned))
 
-    def _start(self, tg: TaskGroup, shard: int) -> None:
-        consumer = ShardConsumer(
-            self.redis, self.keys, shard, self.worker_id, self.fanout.process
-        )
-        self.consumers[shard] = consumer
+    def _start(self, shard: int) -> None:
+        self.consumers[shard] = self.dispatch.add(shard)
         LEASE_CHANGES.labels("acquired").inc()
         log.info("took shard %d", shard)
-        tg.start_soon(consumer.run)
 
     async def _hand_back(self, shard: int) -> None:
         consumer = self.consumers.get(shard)

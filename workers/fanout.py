@@ -37,6 +37,7 @@ from broker.store import decode_message
 from broker.webhook_outbox import enqueue_event
 from workers import events
 from workers.delivery import Presence, delivery_frame, group_by_node
+from workers.rawreplies import raw_client
 from workers.recipients import (
     ChannelFacts,
     MemberCache,
@@ -69,13 +70,23 @@ class DispatchEntry:
     origin_conn: str
 
 
-def parse_entry(entry_id: Any, fields: Mapping[bytes, bytes]) -> DispatchRef:
+ENTRY_FIELDS = [b"s", b"t", b"c", b"o"]  # as lua/append.lua writes them
+
+
+def parse_entry(entry_id: Any, fields: Sequence[bytes]) -> DispatchRef:
+    """A dispatch entry from its flat field list ``[name, value, ...]``."""
+    if fields[0::2] == ENTRY_FIELDS:
+        seq, channel_type, channel_id, origin = fields[1::2]
+    else:  # written by something else (a test, an operator): go by name
+        named = dict(zip(fields[0::2], fields[1::2], strict=True))
+        seq, channel_type = named[b"s"], named[b"t"]
+        channel_id, origin = named[b"c"], named.get(b"o", b"")
     return DispatchRef(
-        entry_id=bytes(entry_id),
-        seq=int(fields[b"s"]),
-        channel_type=int(fields[b"t"]),
-        channel_id=fields[b"c"].decode(),
-        origin_conn=fields.get(b"o", b"").decode(),
+        bytes(entry_id),
+        int(seq),
+        int(channel_type),
+        channel_id.decode(),
+        origin.decode(),
     )
 
 
@@ -126,9 +137,10 @@ def seq_span(refs: Sequence[DispatchRef]) -> tuple[int, int]:
 
 
 def log_messages(reply: Any) -> dict[int, StoredMessage]:
-    """seq → message of an XRANGE reply on a channel log."""
+    """seq → message of an unparsed XRANGE reply on a channel log (the only
+    field of a log entry is ``m``)."""
     return {
-        int(bytes(entry_id).split(b"-", 1)[0]): decode_message(fields[b"m"])
+        int(bytes(entry_id).split(b"-", 1)[0]): decode_message(fields[1])
         for entry_id, fields in reply
     }
 
@@ -202,6 +214,7 @@ def plan_conversations(
 class Fanout:
     def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
         self.redis = redis
+        self.raw = raw_client(redis, "XRANGE")
         self.keys = keys
         self.scripts = ConversationScripts(redis, keys)
         self.members = MemberCache()
@@ -323,7 +336,7 @@ class Fanout:
         smallest to the largest seq named there: one round trip."""
         wanted = list(refs)
         spans = spans or {}
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self.raw.pipeline(transaction=False) as pipe:
             for ref in wanted:
                 channel = self.keys.channel(*ref)
                 pipe.hmget(channel.meta, ["members_ver", "large", "epoch", "fanned"])  # type: ignore[unused-awaitable]
