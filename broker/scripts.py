@@ -187,6 +187,7 @@ def append_call(
     dedupe_ttl: int,
     message_id: int,
     client_msg_no: str,
+    from_uid: str,
     digest: str,
     new_epoch: str,
     now_ms: int,
@@ -220,6 +221,7 @@ def append_call(
         origin_conn,
         channel.channel_type,
         channel.channel_id,
+        from_uid,
         check_uid,
         retention,
     ]

@@ -190,6 +190,7 @@ class Store:
             "dedupe_ttl": dedupe_ttl,
             "message_id": message.message_id,
             "client_msg_no": message.client_msg_no,
+            "from_uid": message.from_uid,
             "digest": digest,
             "new_epoch": new_epoch,
             "now_ms": message.timestamp_ms,

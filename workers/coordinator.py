@@ -26,6 +26,7 @@ from workers.dispatch import DispatchLoop, ShardConsumer
 from workers.fanout import Fanout
 from workers.leases import ShardLeases, acquisition_order, fair_share
 from workers.live import LiveListener
+from workers.rawreplies import hot_path_client
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,13 @@ class Coordinator:
         self.worker_id = worker_id or new_worker_id()
         self.lease_ms = settings.worker_lease_ms
         self.leases = ShardLeases(redis, keys, self.worker_id, self.lease_ms)
-        self.fanout = Fanout(redis, keys, settings)
+        # Fan-out and dispatch reads use the hot-path client (workers/rawreplies.py).
+        self.hot = hot_path_client(redis)
+        self.fanout = Fanout(self.hot, keys, settings)
         self.live = LiveListener(redis, keys, self.fanout.deliver_live)
-        self.dispatch = DispatchLoop(redis, keys, self.worker_id, self.fanout.process)
+        self.dispatch = DispatchLoop(
+            self.hot, keys, self.worker_id, self.fanout.process
+        )
         self.consumers: dict[int, ShardConsumer] = {}
         self.releasing: set[int] = set()
         self.stopping = False
@@ -71,6 +76,7 @@ class Coordinator:
             balance_scope.cancel()
             await self._hand_back_all()
             tg.cancel_scope.cancel()
+        await self.hot.connection_pool.disconnect()
 
     async def _balance_forever(self, tg: TaskGroup, scope: anyio.CancelScope) -> None:
         with scope:

@@ -31,12 +31,12 @@ from redis.exceptions import RedisError, ResponseError
 from broker.keys import Keys
 from broker.metrics import REDIS_ERRORS, WORKER_ENTRIES, WORKER_LAG, WORKER_PENDING
 from workers.fanout import DispatchRef, parse_entry
-from workers.rawreplies import raw_client
+from workers.rawreplies import bounded
 
 log = logging.getLogger(__name__)
 
 GROUP = "fanout"
-BATCH = 2_000  # entries per round over all shards
+BATCH = 200  # entries per shard and round
 BLOCK_MS = 250  # a shard joining or leaving waits at most this long
 TRIM_EVERY_SECONDS = 0.5
 MAX_BACKOFF = 5.0
@@ -103,8 +103,7 @@ class DispatchLoop:
         batch: int = BATCH,
         block_ms: int = BLOCK_MS,
     ) -> None:
-        self.redis = redis
-        self.raw = raw_client(redis, "XREADGROUP", "XAUTOCLAIM")
+        self.redis = redis  # the hot-path client (workers/rawreplies.py)
         self.keys = keys
         self.consumer = consumer
         self.process = process
@@ -126,7 +125,7 @@ class DispatchLoop:
                 await self._round()
                 backoff = 0.1
             except Exception as exc:
-                if isinstance(exc, RedisError | OSError):
+                if isinstance(exc, RedisError | OSError | TimeoutError):
                     REDIS_ERRORS.labels("worker").inc()
                 else:
                     log.exception("dispatch loop: unexpected error")
@@ -143,7 +142,8 @@ class DispatchLoop:
         await self._release_stopped()
         for handle in list(self.shards.values()):
             if not handle.ready and not handle.stopping:
-                await ensure_group(self.redis, handle.stream)
+                with bounded():
+                    await ensure_group(self.redis, handle.stream)
                 await self._claim_pending(handle)
                 handle.ready = True
         active = [h for h in self.shards.values() if h.ready and not h.stopping]
@@ -154,13 +154,14 @@ class DispatchLoop:
             else:
                 await anyio.sleep(0.01)
             return
-        reply: Any = await self.raw.xreadgroup(
-            GROUP,
-            self.consumer,
-            {h.stream: ">" for h in active},
-            count=max(1, self.batch // len(active)),
-            block=self.block_ms,
-        )
+        with bounded():
+            reply: Any = await self.redis.xreadgroup(
+                GROUP,
+                self.consumer,
+                {h.stream: ">" for h in active},
+                count=self.batch,
+                block=self.block_ms,
+            )
         if reply:
             by_stream = {h.stream.encode(): h for h in active}
             # RESP3 answers a map, RESP2 a list of [stream, entries] pairs.
@@ -188,9 +189,10 @@ class DispatchLoop:
     async def _claim_pending(self, handle: ShardConsumer) -> None:
         cursor: Any = "0-0"
         while True:
-            reply = await self.raw.xautoclaim(
-                handle.stream, GROUP, self.consumer, 0, cursor, count=self.batch
-            )
+            with bounded():
+                reply = await self.redis.xautoclaim(
+                    handle.stream, GROUP, self.consumer, 0, cursor, count=self.batch
+                )
             cursor = bytes(reply[0])
             if reply[1]:
                 await self._report_redelivery(handle, reply[1])
@@ -201,9 +203,10 @@ class DispatchLoop:
     async def _report_redelivery(self, handle: ShardConsumer, raw: Any) -> None:
         """Log how often reclaimed entries were delivered: proof the recovery ran."""
         first, last = bytes(raw[0][0]).decode(), bytes(raw[-1][0]).decode()
-        details = await self.redis.xpending_range(
-            handle.stream, GROUP, min=first, max=last, count=len(raw)
-        )
+        with bounded():
+            details = await self.redis.xpending_range(
+                handle.stream, GROUP, min=first, max=last, count=len(raw)
+            )
         most = max((int(d["times_delivered"]) for d in details), default=0)
         log.info(
             "shard %d: reclaimed %d pending entries (delivery count up to %d)",
@@ -216,7 +219,8 @@ class DispatchLoop:
         refs: list[DispatchRef] = []
         for handle, raw in reads:
             refs += _refs(handle.shard, raw)
-        with anyio.CancelScope(shield=True):  # a stop never cuts a read in half
+        # A stop never cuts a read in half; only the deadline may.
+        with anyio.CancelScope(shield=True), bounded():
             if refs:
                 await self.process(refs)
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -234,6 +238,10 @@ class DispatchLoop:
         due = [h for h in handles if force or now - h.last_trim >= TRIM_EVERY_SECONDS]
         if not due:
             return
+        with bounded():
+            await self._trim_due(due, now)
+
+    async def _trim_due(self, due: Sequence[ShardConsumer], now: float) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             for handle in due:
                 pipe.xpending(handle.stream, GROUP)  # type: ignore[unused-awaitable]

@@ -10,7 +10,7 @@
 -- KEYS: meta, log, badge, index, dispatch, members, deny, allow
 -- ARGV: message (msgpack StoredMessage), red_dot (0|1), dedupe_ttl_s,
 --       id_field, id_bucket_hash, cmn_field, cmn_bucket_hash, digest,
---       new_epoch, now_ms, origin_conn, channel_type, channel_id,
+--       new_epoch, now_ms, origin_conn, channel_type, channel_id, from_uid,
 --       check_uid ('' = trusted: membership and lists are not checked),
 --       retention (keep at most this many log entries; 0 = keep all)
 -- Returns {1, seq, epoch} stored
@@ -21,9 +21,10 @@ local meta, log, badge, index, dispatch, members, deny, allow =
 local message, red_dot, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local id_field, id_hash = ARGV[4], tonumber(ARGV[5])
 local cmn_field, cmn_hash = ARGV[6], tonumber(ARGV[7])
-local digest, new_epoch, now_ms, origin = ARGV[8], ARGV[9], tonumber(ARGV[10]), ARGV[11]
-local channel_type, channel_id, check_uid = ARGV[12], ARGV[13], ARGV[14]
-local retention = tonumber(ARGV[15] or '0') or 0
+local digest, new_epoch, now_ms, origin = ARGV[8], ARGV[9], ARGV[10], ARGV[11]
+local channel_type, channel_id, from_uid = ARGV[12], ARGV[13], ARGV[14]
+local check_uid = ARGV[15]
+local retention = tonumber(ARGV[16] or '0') or 0
 
 local flags = redis.call('HMGET', meta, 'ban', 'disband', 'epoch', 'seq')
 local head = tonumber(flags[4] or '0') or 0
@@ -37,7 +38,7 @@ if prior_seq then
     local stored = entry[2][2]
     local old, new = mp_fields(stored, 7), mp_fields(message, 7)
     if old and new and old[2] == new[2] and old[3] == new[3]
-        and old[6] >= now_ms - ttl * 1000 then
+        and old[6] >= tonumber(now_ms) - ttl * 1000 then
       -- Rewrite the same value: this makes the retry a write of this connection, so
       -- a WAITAOF that follows (strict durability) also covers the original write.
       redis.call('HSET', prior_bucket, cmn_field, prior_seq)
@@ -75,6 +76,8 @@ if red_dot == '1' then redis.call('SETBIT', badge, seq, 1) end
 local k = ix_epoch(seq)
 redis.call('HSET', ix_bucket(index, k, id_hash), id_field, seq)
 redis.call('HSET', ix_bucket(index, k, cmn_hash), cmn_field, seq)
--- Workers read the message from the log (one read per channel and batch).
-redis.call('XADD', dispatch, '*', 's', seq, 't', channel_type, 'c', channel_id, 'o', origin)
+-- What the workers need for bookkeeping; they read the message itself from the
+-- log only when someone online or a webhook wants it.
+redis.call('XADD', dispatch, '*', 's', seq, 't', channel_type, 'c', channel_id,
+  'f', from_uid, 'ts', now_ms, 'o', origin)
 return {1, seq, epoch}
