@@ -226,6 +226,7 @@ class Fanout:
         self.presence = Presence(redis, keys, STALE_BEATS * settings.node_heartbeat_ms)
         self.webhooks_on = bool(settings.webhook_url)
         self.large_threshold = settings.large_channel
+        self._touch_loaded = False  # touches are bare EVALSHA (queue_touch)
 
     async def process(self, refs: Sequence[DispatchRef]) -> None:
         """All side effects of a batch; the caller acknowledges afterwards."""
@@ -258,6 +259,9 @@ class Fanout:
             else work
         )
         plan = list(plan_conversations(map(activity_of, work)).items())
+        if not self._touch_loaded:
+            await self.scripts.ensure_loaded()
+            self._touch_loaded = True
         async with self.redis.pipeline(transaction=False) as pipe:
             self._queue_touches(pipe, plan)
             for w, by_node in zip(work, routes, strict=True):
