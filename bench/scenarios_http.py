@@ -387,6 +387,7 @@ def b9(ctx: Context) -> list[Figure]:
             note=f"per message by key kind (MEMORY USAGE): {parts}; log+index "
             f"alone {retained:,.0f} B ({retained / B9_PAYLOAD:.2f}x payload); "
             f"{per_batch} messages per run via /message/sendbatch into "
-            f"{B9_CHANNELS} person channels",
+            f"{B9_CHANNELS} person channels; no worker runs, so every message's "
+            "dispatch entry is included (an unconsumed backlog)",
         ),
     ]
