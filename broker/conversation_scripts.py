@@ -63,6 +63,28 @@ class ConversationScripts:
             client=client,
         )
 
+    def queue_touch(
+        self,
+        pipe: Any,
+        *,
+        uid: str,
+        field: str,
+        activity_ms: int,
+        own_seq: int = 0,
+        create_read: int = NO_CREATE,
+    ) -> None:
+        """Queue ``touch`` on ``pipe`` as a bare EVALSHA: a script call on a
+        redis-py pipeline costs one SCRIPT EXISTS round trip per execute. A reply
+        NoScriptError means the call did not run: :meth:`ensure_loaded`, then
+        queue it again."""
+        keys = self._user_keys(uid)
+        pipe.evalsha(
+            self._touch.sha, 2, *keys, field, activity_ms, own_seq, create_read
+        )
+
+    async def ensure_loaded(self) -> None:
+        await self.redis.script_load(self._touch.script)
+
     async def move_read(
         self,
         *,

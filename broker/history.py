@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from broker.channels import InvalidId, check_channel_type, storage_channel_id
 from broker.errors import ApiError, bad_request
-from broker.keys import ChannelKeys, Keys
+from broker.keys import ChannelKeys, Keys, client_msg_no_field, id_field
 from broker.protocol import (
     MessageResp,
     MessagesRequest,
@@ -133,13 +133,19 @@ class HistoryService:
             raise bad_request(f"at most {MAX_LOOKUPS} lookups per request")
         channel = self.channel(req.channel_id, req.channel_type, req.login_uid)
         seqs = set(req.message_seqs)
-        fields = [f"i{i}" for i in req.message_ids]
-        fields += [f"c{c}" for c in req.client_msg_nos]
-        seqs.update(await self.store.seqs_by_index(channel, fields))
-        entries = await self.store.read_seqs(channel, seqs)
-        return MessagesResponse(
-            messages=[message_resp(e.seq, e.message) for e in entries]
-        )
+        ids, cmns = set(req.message_ids), set(req.client_msg_nos)
+        fields = [id_field(i) for i in ids] + [client_msg_no_field(c) for c in cmns]
+        found = await self.store.scripts.index_find(channel=channel, fields=fields)
+        entries = await self.store.read_seqs(channel, seqs.union(found))
+        # Index fields are hashes: keep only entries that are what was asked for.
+        kept = [
+            e
+            for e in entries
+            if e.seq in seqs
+            or e.message.message_id in ids
+            or e.message.client_msg_no in cmns
+        ]
+        return MessagesResponse(messages=[message_resp(e.seq, e.message) for e in kept])
 
     async def find(
         self,
@@ -153,10 +159,15 @@ class HistoryService:
         if not message_id and not client_msg_no:
             raise bad_request("message_id or client_msg_no is required")
         channel = self.channel(channel_id, channel_type, login_uid)
-        field = f"i{message_id}" if message_id else f"c{client_msg_no}"
-        entries = await self.store.read_seqs(
-            channel, await self.store.seqs_by_index(channel, [field])
-        )
-        if not entries:
-            raise not_found()
-        return message_resp(entries[0].seq, entries[0].message)
+        if message_id:
+            field = id_field(message_id)
+        else:
+            field = client_msg_no_field(client_msg_no)
+        found = await self.store.scripts.index_find(channel=channel, fields=[field])
+        for entry in await self.store.read_seqs(channel, found):
+            message = entry.message
+            if (message_id and message.message_id == message_id) or (
+                not message_id and message.client_msg_no == client_msg_no
+            ):
+                return message_resp(entry.seq, message)
+        raise not_found()

@@ -6,9 +6,15 @@ one Cluster slot; user-scoped keys carry ``{u:<uid>}``.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from broker.channels import shard_of
+
+# Lookup index buckets (lua/index.lua): epoch k holds seqs [M*2^k, M*2^(k+1)) (epoch
+# 0: [1, 2M)) in 2^k small hashes, about M messages (2M fields) each, so every
+# bucket stays below Redis's 128-entry limit of the compact (listpack) encoding.
+INDEX_BUCKET_MESSAGES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +23,8 @@ class ChannelKeys:
 
     base: str
     shard: int
+    channel_type: int = 0
+    channel_id: str = ""  # storage id: the fake id for person channels
 
     @property
     def log(self) -> str:
@@ -45,8 +53,13 @@ class ChannelKeys:
 
     @property
     def index(self) -> str:
-        """Hash: ``i<message_id>`` and ``c<client_msg_no>`` → seq, for lookups."""
+        """Prefix of the lookup index buckets ``<index>:<epoch>:<bucket>``: small
+        hashes of :func:`index_field` → seq (see lua/index.lua)."""
         return f"{self.base}:ix"
+
+    def index_bucket(self, epoch: int, bucket: int) -> str:
+        """One bucket hash (the scripts build the same name in Lua)."""
+        return f"{self.base}:ix:{epoch}:{bucket}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,17 +73,10 @@ class Keys:
     def channel(self, channel_type: int, channel_id: str) -> ChannelKeys:
         shard = self.shard(channel_type, channel_id)
         return ChannelKeys(
-            f"{self.prefix}{{s{shard}}}:ch:{channel_type}:{channel_id}", shard
-        )
-
-    def dedupe(
-        self, channel_type: int, channel_id: str, from_uid: str, client_msg_no: str
-    ) -> str:
-        # The uid's length makes the key unambiguous although ids may contain ':'.
-        shard = self.shard(channel_type, channel_id)
-        return (
-            f"{self.prefix}{{s{shard}}}:dd:{channel_type}:{channel_id}:"
-            f"{len(from_uid)}:{from_uid}:{client_msg_no}"
+            f"{self.prefix}{{s{shard}}}:ch:{channel_type}:{channel_id}",
+            shard,
+            channel_type,
+            channel_id,
         )
 
     def dispatch(self, shard: int) -> str:
@@ -162,3 +168,31 @@ class Keys:
     @property
     def system_uids(self) -> str:
         return f"{self.prefix}systemuids"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexField:
+    """One lookup-index field: 8 bytes of a hash of what is looked up, and the
+    32-bit number that picks its bucket. A hash may collide, so readers check the
+    log entry it points at (message id / client_msg_no) before trusting it."""
+
+    field: bytes
+    bucket_hash: int
+
+
+def _index_field(kind: bytes, value: bytes) -> IndexField:
+    digest = hashlib.blake2b(kind + value, digest_size=12).digest()
+    return IndexField(digest[:8], int.from_bytes(digest[8:], "big"))
+
+
+def id_field(message_id: int) -> IndexField:
+    return _index_field(b"i", str(message_id).encode())
+
+
+def client_msg_no_field(client_msg_no: str) -> IndexField:
+    return _index_field(b"c", client_msg_no.encode())
+
+
+def index_epoch(seq: int) -> int:
+    """The index epoch of ``seq`` (lua/index.lua ``ix_epoch``)."""
+    return max((seq // INDEX_BUCKET_MESSAGES).bit_length() - 1, 0)

@@ -10,11 +10,15 @@ from enum import Enum
 from importlib.resources import files
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
-from broker.keys import ChannelKeys
+from broker.keys import ChannelKeys, IndexField, client_msg_no_field, id_field
+from broker.protocol import StoredMessage
+
+_decode_message = msgspec.msgpack.Decoder(StoredMessage).decode
 
 
 def load(name: str, *preludes: str) -> str:
@@ -40,8 +44,9 @@ class AppendStatus(Enum):
 class AppendOutcome:
     status: AppendStatus
     seq: int = 0
-    message_id: int = 0
-    epoch: str = ""
+    message_id: int = 0  # DUPLICATE: the id of the message stored first
+    epoch: str = ""  # STORED: the channel's epoch
+    # DUPLICATE: the caller's digest if the payload is the same, else "" (a 409).
     digest: str = ""
 
 
@@ -49,7 +54,10 @@ class Scripts:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._append: AsyncScript = redis.register_script(
-            load("append", "sender_check")
+            load("append", "sender_check", "index", "msgpack_fields")
+        )
+        self._index_find: AsyncScript = redis.register_script(
+            load("index_find", "index")
         )
         self._permit: AsyncScript = redis.register_script(
             load("permit", "sender_check")
@@ -59,7 +67,7 @@ class Scripts:
             load("members_remove")
         )
         self._channel_delete: AsyncScript = redis.register_script(
-            load("channel_delete")
+            load("channel_delete", "index")
         )
         self._list_set: AsyncScript = redis.register_script(load("list_set"))
 
@@ -109,6 +117,19 @@ class Scripts:
         """0 if the sender may send now, else the negated WuKongIM reason code."""
         keys = [channel.meta, channel.members, channel.blacklist, channel.whitelist]
         return int(await self._permit(keys=keys, args=[check_uid]))
+
+    async def index_find(
+        self, *, channel: ChannelKeys, fields: list[IndexField]
+    ) -> list[int]:
+        """The seq each lookup-index field points at (0: none). A field may be a
+        hash collision: check the log entry before trusting it."""
+        if not fields:
+            return []
+        args: list[Any] = []
+        for f in fields:
+            args += [f.field, f.bucket_hash]
+        reply = await self._index_find(keys=[channel.meta, channel.index], args=args)
+        return [int(seq) for seq in reply]
 
     async def members_add(
         self, *, channel: ChannelKeys, uids: list[str], reset: bool
@@ -161,12 +182,12 @@ def append_call(
     *,
     channel: ChannelKeys,
     dispatch: str,
-    dedupe: str,
     message: bytes,
     red_dot: bool,
     dedupe_ttl: int,
     message_id: int,
     client_msg_no: str,
+    from_uid: str,
     digest: str,
     new_epoch: str,
     now_ms: int,
@@ -181,21 +202,26 @@ def append_call(
         channel.badge,
         channel.index,
         dispatch,
-        dedupe,
         channel.members,
         channel.blacklist,
         channel.whitelist,
     ]
+    by_id, by_cmn = id_field(message_id), client_msg_no_field(client_msg_no)
     args = [
         message,
         int(red_dot),
         dedupe_ttl,
-        message_id,
-        client_msg_no,
+        by_id.field,
+        by_id.bucket_hash,
+        by_cmn.field,
+        by_cmn.bucket_hash,
         digest,
         new_epoch,
         now_ms,
         origin_conn,
+        channel.channel_type,
+        channel.channel_id,
+        from_uid,
         check_uid,
         retention,
     ]
@@ -205,10 +231,11 @@ def append_call(
 def parse_append(reply: list[Any]) -> AppendOutcome:
     status = AppendStatus(int(reply[0]))
     if status is AppendStatus.STORED:
-        return AppendOutcome(status, int(reply[1]), int(reply[2]), _text(reply[3]))
+        return AppendOutcome(status, int(reply[1]), epoch=_text(reply[2]))
     if status is AppendStatus.DUPLICATE:
+        first = _decode_message(reply[2])
         return AppendOutcome(
-            status, int(reply[1]), int(reply[2]), digest=_text(reply[3])
+            status, int(reply[1]), first.message_id, digest=_text(reply[3])
         )
     return AppendOutcome(status)
 

@@ -185,17 +185,12 @@ class Store:
         return {
             "channel": channel,
             "dispatch": self.keys.dispatch(channel.shard),
-            "dedupe": self.keys.dedupe(
-                message.channel_type,
-                message.channel_id,
-                message.from_uid,
-                message.client_msg_no,
-            ),
             "message": encode_message(message),
             "red_dot": bool(message.red_dot),
             "dedupe_ttl": dedupe_ttl,
             "message_id": message.message_id,
             "client_msg_no": message.client_msg_no,
+            "from_uid": message.from_uid,
             "digest": digest,
             "new_epoch": new_epoch,
             "now_ms": message.timestamp_ms,
@@ -252,12 +247,3 @@ class Store:
                 pipe.xrange(channel.log, f"{seq}-0", f"{seq}-0")  # type: ignore[unused-awaitable]
             replies = await pipe.execute()
         return [entry for reply in replies for entry in _entries(reply)]
-
-    async def seqs_by_index(
-        self, channel: ChannelKeys, fields: Sequence[str]
-    ) -> list[int]:
-        """Seqs recorded in the lookup index (``i<id>`` / ``c<client_msg_no>``)."""
-        if not fields:
-            return []
-        values = await self._read(lambda p: p.hmget(channel.index, list(fields)))
-        return [int(v) for v in values if v is not None]

@@ -22,10 +22,11 @@ from redis.exceptions import RedisError
 from broker.keys import Keys
 from broker.metrics import LEASE_CHANGES, WORKER_LAG, WORKER_PENDING, WORKER_SHARDS
 from broker.settings import Settings
-from workers.dispatch import ShardConsumer
+from workers.dispatch import DispatchLoop, ShardConsumer
 from workers.fanout import Fanout
 from workers.leases import ShardLeases, acquisition_order, fair_share
 from workers.live import LiveListener
+from workers.rawreplies import hot_path_client
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,13 @@ class Coordinator:
         self.worker_id = worker_id or new_worker_id()
         self.lease_ms = settings.worker_lease_ms
         self.leases = ShardLeases(redis, keys, self.worker_id, self.lease_ms)
-        self.fanout = Fanout(redis, keys, settings)
+        # Fan-out and dispatch reads use the hot-path client (workers/rawreplies.py).
+        self.hot = hot_path_client(redis)
+        self.fanout = Fanout(self.hot, keys, settings)
         self.live = LiveListener(redis, keys, self.fanout.deliver_live)
+        self.dispatch = DispatchLoop(
+            self.hot, keys, self.worker_id, self.fanout.process
+        )
         self.consumers: dict[int, ShardConsumer] = {}
         self.releasing: set[int] = set()
         self.stopping = False
@@ -62,6 +68,7 @@ class Coordinator:
         """Work until ``stop`` is set, then hand everything back cleanly."""
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.live.run)
+            tg.start_soon(self.dispatch.run)
             balance_scope = anyio.CancelScope()
             tg.start_soon(self._balance_forever, tg, balance_scope)
             await stop.wait()
@@ -69,6 +76,7 @@ class Coordinator:
             balance_scope.cancel()
             await self._hand_back_all()
             tg.cancel_scope.cancel()
+        await self.hot.connection_pool.disconnect()
 
     async def _balance_forever(self, tg: TaskGroup, scope: anyio.CancelScope) -> None:
         with scope:
@@ -103,18 +111,14 @@ class Coordinator:
                 if self.stopping:
                     return
                 if await self.leases.acquire(shard):
-                    self._start(tg, shard)
+                    self._start(shard)
         self.live.set_shards(self.owned - self.releasing)
         WORKER_SHARDS.set(len(self.owned))
 
-    def _start(self, tg: TaskGroup, shard: int) -> None:
-        consumer = ShardConsumer(
-            self.redis, self.keys, shard, self.worker_id, self.fanout.process
-        )
-        self.consumers[shard] = consumer
+    def _start(self, shard: int) -> None:
+        self.consumers[shard] = self.dispatch.add(shard)
         LEASE_CHANGES.labels("acquired").inc()
         log.info("took shard %d", shard)
-        tg.start_soon(consumer.run)
 
     async def _hand_back(self, shard: int) -> None:
         consumer = self.consumers.get(shard)

@@ -1,5 +1,11 @@
 """Side effects of persisted and live messages (DESIGN §5).
 
+Dispatch entries name a message (seq, channel, sender, time, origin); that is all
+the conversation bookkeeping needs. The message itself is read from the channel
+log, one XRANGE per channel and batch, only for channels with a recipient online
+or when webhooks are on. An entry whose log entry is gone (retention, channel
+deleted) is still counted in the conversations but has nothing left to deliver.
+
 Per batch of dispatch entries: recipients → conversation bookkeeping (small
 channels: every recipient; large channels: only the sender) → one PUBLISH per api
 node holding recipients → webhook outbox. Every effect is a max, a ZADD GT, a
@@ -16,6 +22,7 @@ from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 from broker.channels import SYSTEM_UID
 from broker.conversation_rules import (
@@ -44,19 +51,47 @@ _decode_live = msgspec.msgpack.Decoder(LiveMessage).decode
 
 
 @dataclass(frozen=True, slots=True)
+class DispatchRef:
+    """One dispatch entry as written by lua/append.lua: which message to fan out."""
+
+    entry_id: bytes
+    seq: int
+    channel_type: int
+    channel_id: str
+    from_uid: str
+    timestamp_ms: int
+    origin_conn: str
+
+
+@dataclass(frozen=True, slots=True)
 class DispatchEntry:
+    """A dispatch entry with its message, read from the channel log."""
+
     entry_id: bytes
     seq: int
     message: StoredMessage
     origin_conn: str
 
 
-def parse_entry(entry_id: Any, fields: Mapping[bytes, bytes]) -> DispatchEntry:
-    return DispatchEntry(
-        entry_id=bytes(entry_id),
-        seq=int(fields[b"s"]),
-        message=decode_message(fields[b"m"]),
-        origin_conn=fields.get(b"o", b"").decode(),
+ENTRY_FIELDS = [b"s", b"t", b"c", b"f", b"ts", b"o"]  # as lua/append.lua writes them
+
+
+def parse_entry(entry_id: Any, fields: Sequence[bytes]) -> DispatchRef:
+    """A dispatch entry from its flat field list ``[name, value, ...]``."""
+    if fields[0::2] == ENTRY_FIELDS:
+        seq, channel_type, channel_id, from_uid, ms, origin = fields[1::2]
+    else:  # written by something else (a test, an operator): go by name
+        named = dict(zip(fields[0::2], fields[1::2], strict=True))
+        seq, channel_type, channel_id = named[b"s"], named[b"t"], named[b"c"]
+        from_uid, ms, origin = named[b"f"], named[b"ts"], named.get(b"o", b"")
+    return DispatchRef(
+        bytes(entry_id),
+        int(seq),
+        int(channel_type),
+        channel_id.decode(),
+        from_uid.decode(),
+        int(ms),
+        origin.decode(),
     )
 
 
@@ -70,7 +105,7 @@ class ChannelWork:
 
     channel_type: int
     channel_id: str
-    entries: list[DispatchEntry]
+    entries: list[DispatchRef]
     recipients: frozenset[str]
     large: bool
     epoch: str
@@ -91,14 +126,28 @@ class ConvUpdate:
 
 
 def group_by_channel(
-    entries: Iterable[DispatchEntry],
-) -> dict[ChannelRef, list[DispatchEntry]]:
+    refs: Iterable[DispatchRef],
+) -> dict[ChannelRef, list[DispatchRef]]:
     """Entries per channel, keeping seq order (dispatch order is seq order)."""
-    channels: dict[ChannelRef, list[DispatchEntry]] = {}
-    for entry in entries:
-        ref = (entry.message.channel_type, entry.message.channel_id)
-        channels.setdefault(ref, []).append(entry)
+    channels: dict[ChannelRef, list[DispatchRef]] = {}
+    for ref in refs:
+        channels.setdefault((ref.channel_type, ref.channel_id), []).append(ref)
     return channels
+
+
+def seq_span(refs: Sequence[DispatchRef]) -> tuple[int, int]:
+    """The smallest and largest seq of a channel's entries."""
+    seqs = [r.seq for r in refs]
+    return min(seqs), max(seqs)
+
+
+def log_messages(reply: Any) -> dict[int, StoredMessage]:
+    """seq → message of an unparsed XRANGE reply on a channel log (the only
+    field of a log entry is ``m``)."""
+    return {
+        int(bytes(entry_id).split(b"-", 1)[0]): decode_message(fields[1])
+        for entry_id, fields in reply
+    }
 
 
 def fanned_seq(mark: bytes | None, epoch: str) -> int:
@@ -125,7 +174,7 @@ class ChannelActivity:
 def activity_of(work: ChannelWork) -> ChannelActivity:
     own: dict[str, int] = {}
     for e in work.entries:
-        sender = e.message.from_uid
+        sender = e.from_uid
         if sender != SYSTEM_UID:
             own[sender] = max(own.get(sender, 0), e.seq)
     return ChannelActivity(
@@ -133,7 +182,7 @@ def activity_of(work: ChannelWork) -> ChannelActivity:
         channel_id=work.channel_id,
         recipients=work.recipients,
         large=work.large,
-        last_ms=max(e.message.timestamp_ms for e in work.entries),
+        last_ms=max(e.timestamp_ms for e in work.entries),
         own=own,
         # Person conversations start at their first message (reference §4).
         create_read=0 if is_person(work.channel_type) else NO_CREATE,
@@ -169,7 +218,7 @@ def plan_conversations(
 
 class Fanout:
     def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
-        self.redis = redis
+        self.redis = redis  # the hot-path client (workers/rawreplies.py)
         self.keys = keys
         self.scripts = ConversationScripts(redis, keys)
         self.members = MemberCache()
@@ -177,16 +226,17 @@ class Fanout:
         self.presence = Presence(redis, keys, STALE_BEATS * settings.node_heartbeat_ms)
         self.webhooks_on = bool(settings.webhook_url)
         self.large_threshold = settings.large_channel
+        self._touch_loaded = False  # touches are bare EVALSHA (queue_touch)
 
-    async def process(self, entries: Sequence[DispatchEntry]) -> None:
+    async def process(self, refs: Sequence[DispatchRef]) -> None:
         """All side effects of a batch; the caller acknowledges afterwards."""
-        channels = group_by_channel(entries)
+        channels = group_by_channel(refs)
         facts = await self._facts(channels)
         work: list[ChannelWork] = []
-        for ref, channel_entries in channels.items():
+        for ref, channel_refs in channels.items():
             fact = facts[ref]
             done = fanned_seq(fact.fanned, fact.epoch)
-            todo = [e for e in channel_entries if e.seq > done]
+            todo = [r for r in channel_refs if r.seq > done]
             if not todo:
                 continue
             recipients = await self._recipients(ref, fact)
@@ -201,27 +251,90 @@ class Fanout:
         online = await self.presence.online(
             frozenset().union(*(w.recipients for w in work))
         )
+        routes = [group_by_node(w.recipients, online) for w in work]
+        # Only a delivery or a webhook event needs the message itself.
+        messages = await self._messages(
+            [w for w, by_node in zip(work, routes, strict=True) if by_node]
+            if not self.webhooks_on
+            else work
+        )
+        plan = list(plan_conversations(map(activity_of, work)).items())
+        if not self._touch_loaded:
+            await self.scripts.ensure_loaded()
+            self._touch_loaded = True
         async with self.redis.pipeline(transaction=False) as pipe:
-            for (uid, field), update in plan_conversations(
-                map(activity_of, work)
-            ).items():
-                await self.scripts.touch(
-                    uid=uid,
-                    field=field,
-                    activity_ms=update.activity_ms,
-                    own_seq=update.own_seq,
-                    create_read=update.create_read,
-                    client=pipe,
-                )
-            for w in work:
-                by_node = group_by_node(w.recipients, online)
+            self._queue_touches(pipe, plan)
+            for w, by_node in zip(work, routes, strict=True):
+                stored = messages.get((w.channel_type, w.channel_id), {})
                 offline = sorted(w.recipients.difference(online))
-                for e in w.entries:
-                    self._queue_delivery(pipe, by_node, e.seq, e.message, e.origin_conn)
-                    self._queue_events(pipe, e, offline)
+                for r in w.entries:
+                    message = stored.get(r.seq)
+                    if message is None:
+                        continue
+                    self._queue_delivery(pipe, by_node, r.seq, message, r.origin_conn)
+                    self._queue_events(pipe, r.seq, message, offline)
                 meta = self.keys.channel(w.channel_type, w.channel_id).meta
                 pipe.hset(meta, "fanned", f"{w.epoch}:{w.entries[-1].seq}")  # type: ignore[unused-awaitable]
+            replies = await pipe.execute(raise_on_error=False)
+        await self._retry_unloaded(plan, replies)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+
+    def _queue_touches(
+        self, pipe: Any, plan: Sequence[tuple[tuple[str, str], ConvUpdate]]
+    ) -> None:
+        for (uid, field), update in plan:
+            self.scripts.queue_touch(
+                pipe,
+                uid=uid,
+                field=field,
+                activity_ms=update.activity_ms,
+                own_seq=update.own_seq,
+                create_read=update.create_read,
+            )
+
+    async def _retry_unloaded(
+        self, plan: Sequence[tuple[tuple[str, str], ConvUpdate]], replies: list[Any]
+    ) -> None:
+        """Touches (the first replies) refused with NOSCRIPT (Redis restarted or
+        flushed its scripts) did not run: load the script and run them again
+        before the batch is acknowledged (each touch is idempotent)."""
+        missed = [
+            step
+            for step, reply in zip(plan, replies, strict=False)
+            if isinstance(reply, NoScriptError)
+        ]
+        if not missed:
+            return
+        await self.scripts.ensure_loaded()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self._queue_touches(pipe, missed)
             await pipe.execute()
+        for i in range(len(plan)):
+            if isinstance(replies[i], NoScriptError):
+                replies[i] = None
+
+    async def _messages(
+        self, work: Sequence[ChannelWork]
+    ) -> dict[ChannelRef, dict[int, StoredMessage]]:
+        """The logged messages of ``work``'s entries: one XRANGE per channel."""
+        if not work:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for w in work:
+                first, last = seq_span(w.entries)
+                pipe.xrange(  # type: ignore[unused-awaitable]
+                    self.keys.channel(w.channel_type, w.channel_id).log,
+                    f"{first}-0",
+                    f"{last}-0",
+                    count=last - first + 1,
+                )
+            replies = await pipe.execute()
+        return {
+            (w.channel_type, w.channel_id): log_messages(reply)
+            for w, reply in zip(work, replies, strict=True)
+        }
 
     async def deliver_live(self, live: LiveMessage) -> None:
         """A transient or command message: online recipients only, seq 0."""
@@ -255,17 +368,16 @@ class Fanout:
             )
 
     def _queue_events(
-        self, pipe: Any, entry: DispatchEntry, offline: list[str]
+        self, pipe: Any, seq: int, message: StoredMessage, offline: list[str]
     ) -> None:
         if not self.webhooks_on:
             return  # nobody would drain the outbox
-        message = entry.message
         enqueue_event(
             pipe,
             self.keys,
             events.notify_id(message),
             events.MSG_NOTIFY,
-            events.notify_body(entry.seq, message),
+            events.notify_body(seq, message),
         )
         to_uids = [uid for uid in offline if uid != message.from_uid]
         if to_uids:
@@ -274,7 +386,7 @@ class Fanout:
                 self.keys,
                 events.offline_id(message),
                 events.MSG_OFFLINE,
-                events.offline_body(entry.seq, message, to_uids),
+                events.offline_body(seq, message, to_uids),
             )
 
     async def _facts(
@@ -282,18 +394,19 @@ class Fanout:
     ) -> dict[ChannelRef, ChannelFacts]:
         wanted = list(refs)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for channel_type, channel_id in wanted:
-                channel = self.keys.channel(channel_type, channel_id)
+            for ref in wanted:
+                channel = self.keys.channel(*ref)
                 pipe.hmget(channel.meta, ["members_ver", "large", "epoch", "fanned"])  # type: ignore[unused-awaitable]
-                pipe.scard(channel.members)  # type: ignore[unused-awaitable]
-            replies = await pipe.execute()
+                if not is_person(ref[0]):  # person recipients come from the id
+                    pipe.scard(channel.members)  # type: ignore[unused-awaitable]
+            replies = iter(await pipe.execute())
         facts: dict[ChannelRef, ChannelFacts] = {}
-        for i, ref in enumerate(wanted):
-            ver, large, epoch, fanned = replies[2 * i]
+        for ref in wanted:
+            ver, large, epoch, fanned = next(replies)
             facts[ref] = ChannelFacts(
                 members_ver=ver,
                 large_flag=large,
-                member_count=int(replies[2 * i + 1]),
+                member_count=0 if is_person(ref[0]) else int(next(replies)),
                 epoch=epoch.decode() if isinstance(epoch, bytes) else "",
                 fanned=fanned,
             )

@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from broker.keys import Keys
 from broker.protocol import LiveMessage
 from workers.fanout import decode_live
+from workers.rawreplies import bounded
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class LiveListener:
         while True:
             try:
                 await self._listen()
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, TimeoutError) as exc:
                 log.warning("live channels: %s; resubscribing in %.1fs", exc, backoff)
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
@@ -69,6 +70,7 @@ class LiveListener:
                 except Exception:
                     log.warning("dropping a malformed live message", exc_info=True)
                     continue
-                await self.deliver(live)
+                with bounded():  # the fan-out client has no read timeout
+                    await self.deliver(live)
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]

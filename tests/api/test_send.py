@@ -72,14 +72,6 @@ async def test_reused_client_msg_no_with_other_payload_is_a_conflict(
     assert await stream_len(redis, settings, 2, "g1") == 1
 
 
-async def test_dedupe_key_expires_after_ttl(api, redis, settings):
-    body = send_body(from_uid="alice", client_msg_no="ttl-1")
-    await api.post("/message/send", body)
-    dd = keys_of(settings).dedupe(2, "g1", "alice", "ttl-1")
-    ttl = await redis.ttl(dd)
-    assert 0 < ttl <= settings.dedupe_ttl
-
-
 async def test_fifty_concurrent_senders_get_dense_seqs(api, redis, settings):
     results = []
 

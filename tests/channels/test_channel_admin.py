@@ -288,7 +288,12 @@ async def test_delete_removes_every_channel_key_and_conversations(api, redis, ke
     ch = keys.channel(2, "g1")
     assert (
         await redis.exists(
-            ch.log, ch.members, ch.blacklist, ch.whitelist, ch.badge, ch.index
+            ch.log,
+            ch.members,
+            ch.blacklist,
+            ch.whitelist,
+            ch.badge,
+            ch.index_bucket(0, 0),
         )
         == 6
     )
@@ -300,7 +305,12 @@ async def test_delete_removes_every_channel_key_and_conversations(api, redis, ke
     assert (status, body) == (200, {"status": 200})
     assert (
         await redis.exists(
-            ch.log, ch.members, ch.blacklist, ch.whitelist, ch.badge, ch.index
+            ch.log,
+            ch.members,
+            ch.blacklist,
+            ch.whitelist,
+            ch.badge,
+            ch.index_bucket(0, 0),
         )
         == 0
     )

@@ -1,7 +1,8 @@
 """A stand-in for the fan-out worker (issue 4), used only by the gateway tests.
 
 It does what the seam in docs/design-notes.md says a worker does for live delivery
-and nothing else: read each dispatch entry (XREAD, no consumer group), find the
+and nothing else: read each dispatch entry (XREAD, no consumer group) and its
+message from the channel log, find the
 recipients (person: both parties; otherwise the channel's members) and hand them to
 ``broker.gateway.delivery.DeliveryPublisher`` (connections grouped by node, one
 ``Delivery`` per node on ``jd:node:<id>``). Transient and command messages come from
@@ -62,11 +63,13 @@ class FanoutHelper:
             shard = int(stream.decode().split("{s", 1)[1].split("}", 1)[0])
             for entry_id, fields in entries:
                 self.cursor[shard] = entry_id.decode()
-                await self.deliver(
-                    int(fields[b"s"]),
-                    _decode_message(fields[b"m"]),
-                    fields[b"o"].decode(),
-                )
+                # The entry names the message; its body is in the channel log.
+                seq = int(fields[b"s"])
+                log = self.keys.channel(int(fields[b"t"]), fields[b"c"].decode()).log
+                found = await self.redis.xrange(log, f"{seq}-0", f"{seq}-0")
+                if found:
+                    message = _decode_message(found[0][1][b"m"])
+                    await self.deliver(seq, message, fields[b"o"].decode())
                 count += 1
         return count
 

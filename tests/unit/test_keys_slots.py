@@ -31,18 +31,20 @@ def test_crc16_matches_the_redis_reference_vector():
     assert crc16(b"123456789") == 0x31C3
 
 
-def append_script_keys(keys: Keys, channel_type: int, channel_id: str, uid: str):
+def append_script_keys(keys: Keys, channel_type: int, channel_id: str):
     ch = keys.channel(channel_type, channel_id)
     return [
         ch.meta,
         ch.log,
         ch.badge,
         ch.index,
+        # the index buckets the scripts derive from ch.index (lua/index.lua)
+        ch.index_bucket(0, 0),
+        ch.index_bucket(14, 9_999),
         ch.members,
         ch.blacklist,
         ch.whitelist,
         keys.dispatch(ch.shard),
-        keys.dedupe(channel_type, channel_id, uid, "cmn-1"),
         keys.lease(ch.shard),
     ]
 
@@ -53,10 +55,8 @@ def test_all_append_keys_share_one_slot():
     keys = Keys(prefix="jd:", shards=128)
     for _ in range(10_000):
         channel_id = "".join(rng.choices(alphabet, k=rng.randint(1, 40)))
-        uid = "".join(rng.choices(alphabet, k=rng.randint(1, 20)))
         slots = {
-            slot(k)
-            for k in append_script_keys(keys, rng.randint(1, 12), channel_id, uid)
+            slot(k) for k in append_script_keys(keys, rng.randint(1, 12), channel_id)
         }
         assert len(slots) == 1
 

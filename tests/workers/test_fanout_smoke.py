@@ -83,3 +83,16 @@ async def test_group_delivery_frame_one_publish_per_node(api, redis, settings, w
     assert frame.uids == ["u1", "u2"]
     assert frame.seq == data["message_seq"]
     assert frame.message.message_id == data["message_id"]
+
+
+async def test_touches_survive_a_script_flush(api, redis, settings, workers):
+    """Touches are sent as bare EVALSHA; after SCRIPT FLUSH the worker loads the
+    script again and still records the conversation before acknowledging."""
+    workers.start()
+    await send(api, "carol", "dave", 1, "one")
+    await wait_drained(redis, settings)
+    await redis.script_flush()
+    await send(api, "carol", "dave", 1, "two")
+    await wait_drained(redis, settings)
+    assert (await conversations(api, "dave"))["carol"]["last_msg_seq"] == 2
+    assert (await conversations(api, "carol"))["dave"]["unread"] == 0

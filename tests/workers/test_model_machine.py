@@ -5,6 +5,7 @@ kill-worker / redeliver, checked against tests/workers/model.py after every drai
 import asyncio
 import itertools
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hsettings
@@ -13,7 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from broker.channels import person_channel_id
 from broker.messages import http_sender
-from broker.protocol import Header, SendRequest
+from broker.protocol import Header, SendRequest, StoredMessage
 from broker.redis_conn import keys_for
 from broker.services import close_services, open_services
 from tests.workers.harness import SLOW_ONLY, wait_drained
@@ -186,9 +187,18 @@ class ConversationMachine(RuleBasedStateMachine):
         keys, redis = self.env.keys, self.env.redis
         channel = keys.channel(channel_type, stored)
         [(_, fields)] = await redis.xrange(channel.log, f"{seq}-0", f"{seq}-0")
+        message = msgspec.msgpack.decode(fields[b"m"], type=StoredMessage)
         await redis.hdel(channel.meta, "fanned")
         await redis.xadd(
-            keys.dispatch(channel.shard), {"s": seq, "m": fields[b"m"], "o": ""}
+            keys.dispatch(channel.shard),
+            {
+                "s": seq,
+                "t": channel_type,
+                "c": stored,
+                "f": message.from_uid,
+                "ts": message.timestamp_ms,
+                "o": "",
+            },
         )
 
     # -- the check ----------------------------------------------------------------

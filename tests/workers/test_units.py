@@ -13,12 +13,11 @@ from broker.conversation_rules import (
     version_of,
 )
 from broker.conversation_scripts import ConversationScripts, parse_channel_state
-from broker.protocol import StoredMessage
 from broker.redis_conn import keys_for
 from workers.delivery import group_by_node, user_nodes
 from workers.fanout import (
     ChannelWork,
-    DispatchEntry,
+    DispatchRef,
     activity_of,
     fanned_seq,
     plan_conversations,
@@ -54,11 +53,10 @@ def test_fanned_mark_is_per_epoch():
 
 
 def _entry(seq, sender, ms=1000):
-    message = StoredMessage(
-        message_id=seq, client_msg_no=str(seq), from_uid=sender, channel_id="g",
-        channel_type=2, timestamp_ms=ms + seq, payload=b"",
+    return DispatchRef(
+        entry_id=b"1-0", seq=seq, channel_type=2, channel_id="g", from_uid=sender,
+        timestamp_ms=ms + seq, origin_conn="",
     )  # fmt: skip
-    return DispatchEntry(entry_id=b"1-0", seq=seq, message=message, origin_conn="")
 
 
 def test_plan_small_and_large():
