@@ -82,6 +82,11 @@ class ConversationScripts:
             self._touch.sha, 2, *keys, field, activity_ms, own_seq, create_read
         )
 
+    @property
+    def touch_sha(self) -> str:
+        """The SHA1 of ``conv_touch`` (for callers that pack EVALSHA themselves)."""
+        return str(self._touch.sha)
+
     async def ensure_loaded(self) -> None:
         await self.redis.script_load(self._touch.script)
 

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from broker.keys import Keys
 from broker.protocol import Delivery, StoredMessage
+from workers.packed import PackedBatch
 
 NODES_CACHE_SECONDS = 1.0
 LOOKUP_CHUNK = 1_000
@@ -85,10 +86,13 @@ class Presence:
         # Chunks keep the event loop free for lease renewals on huge channels.
         for i in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[i : i + LOOKUP_CHUNK]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for uid in chunk:
-                    pipe.hvals(self.keys.connections(uid))  # type: ignore[unused-awaitable]
-                replies = await pipe.execute()
+            batch = PackedBatch()
+            for uid in chunk:
+                batch.add(b"HVALS", self.keys.connections(uid))
+            replies = await batch.run(self.redis)
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
             found.update(
                 (uid, list(vals))
                 for uid, vals in zip(chunk, replies, strict=True)

@@ -39,6 +39,7 @@ from broker.store import decode_message
 from broker.webhook_outbox import enqueue_event
 from workers import events
 from workers.delivery import Presence, delivery_frame, group_by_node
+from workers.packed import PackedBatch, bulk
 from workers.recipients import (
     ChannelFacts,
     MemberCache,
@@ -226,7 +227,11 @@ class Fanout:
         self.presence = Presence(redis, keys, STALE_BEATS * settings.node_heartbeat_ms)
         self.webhooks_on = bool(settings.webhook_url)
         self.large_threshold = settings.large_channel
-        self._touch_loaded = False  # touches are bare EVALSHA (queue_touch)
+        self._touch_loaded = False  # touches are bare EVALSHA (_touch)
+        # "EVALSHA <conv_touch sha> 2": the packed start of every touch.
+        self._touch_head = b"*9\r\n" + b"".join(
+            bulk(v) for v in (b"EVALSHA", self.scripts.touch_sha, 2)
+        )
 
     async def process(self, refs: Sequence[DispatchRef]) -> None:
         """All side effects of a batch; the caller acknowledges afterwards."""
@@ -258,62 +263,87 @@ class Fanout:
             if not self.webhooks_on
             else work
         )
-        plan = list(plan_conversations(map(activity_of, work)).items())
-        if not self._touch_loaded:
-            await self.scripts.ensure_loaded()
-            self._touch_loaded = True
+        # Deliveries (and webhook events) first: a recipient's latency does not
+        # wait for the conversation bookkeeping of every member.
         async with self.redis.pipeline(transaction=False) as pipe:
-            self._queue_touches(pipe, plan)
+            queued = False
             for w, by_node in zip(work, routes, strict=True):
                 stored = messages.get((w.channel_type, w.channel_id), {})
-                offline = sorted(w.recipients.difference(online))
+                offline = (
+                    sorted(w.recipients.difference(online)) if self.webhooks_on else []
+                )
                 for r in w.entries:
                     message = stored.get(r.seq)
                     if message is None:
                         continue
                     self._queue_delivery(pipe, by_node, r.seq, message, r.origin_conn)
                     self._queue_events(pipe, r.seq, message, offline)
+                    queued = queued or bool(by_node) or self.webhooks_on
+            if queued:
+                await pipe.execute()
+        await self._touch(list(plan_conversations(map(activity_of, work)).items()))
+        # Only after the touches: the mark makes a redelivery skip them.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for w in work:
                 meta = self.keys.channel(w.channel_type, w.channel_id).meta
                 pipe.hset(meta, "fanned", f"{w.epoch}:{w.entries[-1].seq}")  # type: ignore[unused-awaitable]
-            replies = await pipe.execute(raise_on_error=False)
-        await self._retry_unloaded(plan, replies)
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
+            await pipe.execute()
 
-    def _queue_touches(
-        self, pipe: Any, plan: Sequence[tuple[tuple[str, str], ConvUpdate]]
-    ) -> None:
-        for (uid, field), update in plan:
-            self.scripts.queue_touch(
-                pipe,
-                uid=uid,
-                field=field,
-                activity_ms=update.activity_ms,
-                own_seq=update.own_seq,
-                create_read=update.create_read,
-            )
-
-    async def _retry_unloaded(
-        self, plan: Sequence[tuple[tuple[str, str], ConvUpdate]], replies: list[Any]
-    ) -> None:
-        """Touches (the first replies) refused with NOSCRIPT (Redis restarted or
-        flushed its scripts) did not run: load the script and run them again
-        before the batch is acknowledged (each touch is idempotent)."""
+    async def _touch(self, plan: Sequence[tuple[tuple[str, str], ConvUpdate]]) -> None:
+        """Every conversation touch of a batch in one round trip (bare EVALSHA,
+        packed here: a group message touches every member's record). Touches
+        refused with NOSCRIPT (Redis restarted or flushed its scripts) did not
+        run: load the script and run them again (each touch is idempotent)."""
+        if not plan:
+            return
+        if not self._touch_loaded:
+            await self.scripts.ensure_loaded()
+            self._touch_loaded = True
+        replies = await self._touch_batch(plan).run(self.redis)
         missed = [
             step
-            for step, reply in zip(plan, replies, strict=False)
+            for step, reply in zip(plan, replies, strict=True)
             if isinstance(reply, NoScriptError)
         ]
-        if not missed:
-            return
-        await self.scripts.ensure_loaded()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            self._queue_touches(pipe, missed)
-            await pipe.execute()
-        for i in range(len(plan)):
-            if isinstance(replies[i], NoScriptError):
-                replies[i] = None
+        failed = [
+            r
+            for r in replies
+            if isinstance(r, Exception) and not isinstance(r, NoScriptError)
+        ]
+        if missed:
+            await self.scripts.ensure_loaded()
+            replies = await self._touch_batch(missed).run(self.redis)
+            failed += [r for r in replies if isinstance(r, Exception)]
+        if failed:
+            raise failed[0]
+
+    def _touch_batch(
+        self, plan: Sequence[tuple[tuple[str, str], ConvUpdate]]
+    ) -> PackedBatch:
+        """The packed touches; the arguments after the keys are shared by every
+        member a message touches alike, so they are packed once."""
+        batch = PackedBatch()
+        head = self._touch_head
+        tails: dict[tuple[str, ConvUpdate], bytes] = {}
+        for (uid, field), update in plan:
+            tail = tails.get((field, update))
+            if tail is None:
+                tail = tails[(field, update)] = b"".join(
+                    bulk(v)
+                    for v in (
+                        field,
+                        update.activity_ms,
+                        update.own_seq,
+                        update.create_read,
+                    )
+                )
+            batch.add_packed(
+                head
+                + bulk(self.keys.conversations(uid))
+                + bulk(self.keys.recent(uid))
+                + tail
+            )
+        return batch
 
     async def _messages(
         self, work: Sequence[ChannelWork]
