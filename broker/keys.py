@@ -121,6 +121,12 @@ class Keys:
         return f"{self.prefix}nodes:conns"
 
     @property
+    def presence_changes(self) -> str:
+        """Stream of uids whose connections changed (field ``u``): workers drop
+        those uids from their presence caches (docs/design-notes.md)."""
+        return f"{self.prefix}presence:changes"
+
+    @property
     def workers(self) -> str:
         return f"{self.prefix}workers"
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import anyio
 import msgspec
 from redis.asyncio import Redis
 
@@ -20,7 +21,14 @@ from broker.protocol import Delivery, StoredMessage
 from workers.packed import PackedBatch
 
 NODES_CACHE_SECONDS = 1.0
+NODES_RECHECK_SECONDS = 0.1  # how stale the list may be when it lacks a node
 LOOKUP_CHUNK = 1_000
+MAX_CACHED_USERS = 500_000
+CHANGES_PAGE = 1_000
+MAX_CHANGE_PAGES = 50
+# Without a read for this long, changes may have been trimmed unseen (the gateway
+# keeps ~100,000): start afresh.
+CHANGES_GAP_SECONDS = 10.0
 _encode = msgspec.msgpack.Encoder().encode
 
 
@@ -62,7 +70,11 @@ def delivery_frame(
 
 
 class Presence:
-    """Reads connections and live nodes; the live-node list is cached briefly."""
+    """Reads connections and live nodes. The live-node list is cached briefly; the
+    nodes of each user's connections are cached until the user's entry in the
+    presence-changes stream (written by the gateway after every ``conns`` write)
+    is read, which every lookup does first: a change made before a lookup began
+    is always seen (design-notes "Presence cache")."""
 
     def __init__(self, redis: Redis, keys: Keys, node_stale_ms: int) -> None:
         self.redis = redis
@@ -70,9 +82,14 @@ class Presence:
         self.node_stale_ms = node_stale_ms
         self._nodes: frozenset[str] = frozenset()
         self._nodes_at = 0.0
+        self._nodes_of: dict[str, frozenset[str]] = {}  # uid -> its conns' nodes
+        self._cursor: str | None = None  # last change applied; None: not started
+        self._read_at = 0.0
+        self._generation = 0  # moves whenever cached entries are dropped
+        self._refreshing = anyio.Lock()
 
-    async def live_nodes(self) -> frozenset[str]:
-        if time.monotonic() - self._nodes_at > NODES_CACHE_SECONDS:
+    async def live_nodes(self, max_age: float = NODES_CACHE_SECONDS) -> frozenset[str]:
+        if time.monotonic() - self._nodes_at > max_age:
             cutoff = int(time.time() * 1000) - self.node_stale_ms
             members = await self.redis.zrangebyscore(self.keys.nodes, cutoff, "+inf")
             self._nodes = frozenset(_text(m) for m in members)
@@ -80,7 +97,7 @@ class Presence:
         return self._nodes
 
     async def connections(self, uids: Iterable[str]) -> dict[str, list[Any]]:
-        """uid → its connection values (only uids that have some)."""
+        """uid -> its connection values (only uids that have some); uncached."""
         wanted = list(uids)
         found: dict[str, list[Any]] = {}
         # Chunks keep the event loop free for lease renewals on huge channels.
@@ -101,11 +118,91 @@ class Presence:
         return found
 
     async def online(self, uids: Iterable[str]) -> dict[str, frozenset[str]]:
-        """uid → live nodes, for the uids that are online."""
-        conns = await self.connections(uids)
-        if not conns:
-            return {}
-        return user_nodes(conns, await self.live_nodes())
+        """uid -> live nodes, for the uids that are online."""
+        await self.refresh()
+        generation = self._generation
+        cache = self._nodes_of
+        wanted = list(uids)
+        misses = [uid for uid in wanted if uid not in cache]
+        found: dict[str, frozenset[str]] = {}
+        if misses:
+            conns = await self.connections(misses)
+            found = {
+                uid: frozenset(node_of(v) for v in conns.get(uid, ())) for uid in misses
+            }
+            # A change applied meanwhile may concern these: then do not keep them.
+            if generation == self._generation:
+                if len(cache) + len(found) > MAX_CACHED_USERS:
+                    cache.clear()
+                cache.update(found)
+        held: dict[str, frozenset[str]] = {}
+        for uid in wanted:
+            nodes = found.get(uid)
+            if nodes is None:
+                nodes = cache.get(uid, frozenset())
+            if nodes:
+                held[uid] = nodes
+        live = await self.live_nodes()
+        if held and not live.issuperset(frozenset().union(*held.values())):
+            # A node we do not know as live: it may have just started.
+            live = await self.live_nodes(NODES_RECHECK_SECONDS)
+        result: dict[str, frozenset[str]] = {}
+        for uid, nodes in held.items():
+            nodes &= live
+            if nodes:
+                result[uid] = nodes
+        return result
+
+    async def refresh(self) -> None:
+        """Drop the cached users whose connections changed since the last read."""
+        async with self._refreshing:
+            cursor = self._cursor
+            if cursor is None or time.monotonic() - self._read_at > CHANGES_GAP_SECONDS:
+                await self._restart()
+                return
+            stream = self.keys.presence_changes
+            for _ in range(MAX_CHANGE_PAGES):
+                batch = PackedBatch()
+                batch.add(b"XRANGE", stream, cursor, cursor)
+                batch.add(b"XRANGE", stream, f"({cursor}", b"+", b"COUNT", CHANGES_PAGE)
+                here, changes = await batch.run(self.redis)
+                for reply in (here, changes):
+                    if isinstance(reply, Exception):
+                        raise reply
+                if cursor != "0-0" and not here:
+                    # The last change we read is gone (trimmed past, or the
+                    # stream was deleted): later ones may be gone too.
+                    await self._restart()
+                    return
+                self._drop([fields for _id, fields in changes])
+                if changes:
+                    cursor = self._cursor = bytes(changes[-1][0]).decode()
+                if len(changes) < CHANGES_PAGE:
+                    self._read_at = time.monotonic()
+                    return
+            await self._restart()  # far behind: start afresh
+
+    def _drop(self, changes: Sequence[Sequence[bytes]]) -> None:
+        if not changes:
+            return
+        cache = self._nodes_of
+        for fields in changes:  # [b"u", uid]
+            for uid in fields[1::2]:
+                cache.pop(_text(uid), None)
+        # Also when none was cached: a lookup in flight may concern these users.
+        self._generation += 1
+
+    async def _restart(self) -> None:
+        """Forget every cached user and read changes from the newest one on."""
+        batch = PackedBatch()
+        batch.add(b"XREVRANGE", self.keys.presence_changes, b"+", b"-", b"COUNT", 1)
+        (newest,) = await batch.run(self.redis)
+        if isinstance(newest, Exception):
+            raise newest
+        self._nodes_of.clear()
+        self._generation += 1
+        self._cursor = bytes(newest[0][0]).decode() if newest else "0-0"
+        self._read_at = time.monotonic()
 
 
 def _text(value: Any) -> str:

@@ -24,6 +24,9 @@ DEAD_BEATS = 10
 # Registry writes in flight at once: a burst of closes (a mass slow-consumer
 # disconnect, a shutdown) must not open a Redis connection per socket.
 MAX_CONCURRENT_WRITES = 16
+# Changes kept for the workers' presence caches (approximate trim); a worker that
+# may have missed trimmed changes drops its whole cache (workers/delivery.py).
+CHANGES_MAXLEN = 100_000
 
 
 def now_ms() -> int:
@@ -71,6 +74,16 @@ class Presence:
             added, _ = await pipe.execute()
         return bool(added)
 
+    def _queue_change(self, pipe: Any, uid: str) -> None:
+        """Every write of a ``conns`` hash is followed by a change entry, in the
+        same pipeline (so after the write): workers cache presence until one."""
+        pipe.xadd(
+            self.keys.presence_changes,
+            {"u": uid},
+            maxlen=CHANGES_MAXLEN,
+            approximate=True,
+        )
+
     async def register_many(self, records: Sequence[tuple[str, ConnRecord]]) -> None:
         """Register again every connection of a node (after it was taken for dead)."""
         async with self._writes, self.redis.pipeline(transaction=False) as pipe:
@@ -78,6 +91,7 @@ class Presence:
                 pipe.hset(  # type: ignore[unused-awaitable]
                     self.keys.connections(uid), record.conn_id, record.encode()
                 )
+                self._queue_change(pipe, uid)
             await pipe.execute()
 
     async def leave(self, node_id: str) -> None:
@@ -85,14 +99,18 @@ class Presence:
         await self.redis.hdel(self.keys.node_connections, node_id)
 
     async def register(self, uid: str, record: ConnRecord) -> None:
-        async with self._writes:
-            await self.redis.hset(
+        async with self._writes, self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(  # type: ignore[unused-awaitable]
                 self.keys.connections(uid), record.conn_id, record.encode()
             )
+            self._queue_change(pipe, uid)
+            await pipe.execute()
 
     async def unregister(self, uid: str, conn_id: str) -> None:
-        async with self._writes:
-            await self.redis.hdel(self.keys.connections(uid), conn_id)
+        async with self._writes, self.redis.pipeline(transaction=False) as pipe:
+            pipe.hdel(self.keys.connections(uid), conn_id)  # type: ignore[unused-awaitable]
+            self._queue_change(pipe, uid)
+            await pipe.execute()
 
     async def live_nodes(self) -> set[str]:
         oldest = now_ms() - STALE_BEATS * self.heartbeat_ms
@@ -118,6 +136,7 @@ class Presence:
                     pipe.hdel(  # type: ignore[unused-awaitable]
                         self.keys.connections(uid), record.conn_id
                     )
+                    self._queue_change(pipe, uid)
             pipe.zrem(self.keys.nodes, *gone)  # type: ignore[unused-awaitable]
             await pipe.execute()
 

@@ -14,6 +14,7 @@ import pytest
 
 from broker.channels import person_channel_id
 from broker.conversations import ConversationService
+from broker.gateway.presence import ConnRecord, Presence
 from broker.redis_conn import keys_for
 from broker.settings import Settings
 from tests.conftest import REPO_ROOT, process_env
@@ -143,3 +144,14 @@ async def leave(redis, settings: Settings, group: str, uids, channel_type: int =
 
 def person(a: str, b: str) -> str:
     return person_channel_id(a, b)
+
+
+async def connect(
+    redis, settings: Settings, uid: str, conn_id: str, node_id: str, flag: int = 0
+) -> None:
+    """Register a connection the way an api node does (the gateway's registry:
+    the ``conns`` write and its presence-change entry, which workers' caches
+    follow)."""
+    presence = Presence(redis, keys_for(settings), settings.node_heartbeat_ms)
+    level = 0 if flag else 1
+    await presence.register(uid, ConnRecord(conn_id, node_id, flag, level))

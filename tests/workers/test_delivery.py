@@ -10,12 +10,13 @@ from broker.http.context import SERVICES
 from broker.messages import http_sender
 from broker.protocol import Delivery, Header, SendRequest
 from broker.redis_conn import keys_for
-from tests.workers.harness import join, leave, wait_drained
+from tests.workers.harness import connect, join, leave, wait_drained
 
 
 class FakeNode:
     def __init__(self, redis, settings, node_id="node-x"):
         self.redis = redis
+        self.settings = settings
         self.keys = keys_for(settings)
         self.node_id = node_id
         self.frames: list[Delivery] = []
@@ -26,9 +27,7 @@ class FakeNode:
     async def register(self, uids):
         await self.beat()
         for uid in uids:
-            await self.redis.hset(
-                self.keys.connections(uid), f"c-{uid}", f"{self.node_id}:0:1"
-            )
+            await connect(self.redis, self.settings, uid, f"c-{uid}", self.node_id)
 
     async def listen(self, task_status=anyio.TASK_STATUS_IGNORED):
         pubsub = self.redis.pubsub()
@@ -145,7 +144,7 @@ async def test_dead_node_connections_are_ignored(api, redis, settings, workers):
     node = FakeNode(redis, settings)
     await node.register(["a"])
     await redis.zadd(keys.nodes, {"gone": 1})  # a heartbeat from long ago
-    await redis.hset(keys.connections("b"), "old", "gone:0:1")
+    await connect(redis, settings, "b", "old", "gone")
     workers.start()
     async with anyio.create_task_group() as tg:
         await tg.start(node.listen)

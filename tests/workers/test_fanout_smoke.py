@@ -5,7 +5,7 @@ import msgspec
 
 from broker.protocol import Delivery
 from broker.redis_conn import keys_for
-from tests.workers.harness import join, wait_drained
+from tests.workers.harness import connect, join, wait_drained
 
 
 def b64(text: str) -> str:
@@ -60,9 +60,9 @@ async def test_group_delivery_frame_one_publish_per_node(api, redis, settings, w
     await join(redis, settings, "g1", ["u1", "u2", "u3"])
     now = int(time.time() * 1000)
     await redis.zadd(keys.nodes, {"node-a": now, "node-b": now, "node-dead": 1})
-    await redis.hset(keys.connections("u1"), "c1", "node-a:0:1")
-    await redis.hset(keys.connections("u2"), "c2", "node-a:1:0")
-    await redis.hset(keys.connections("u3"), "c3", "node-dead:0:1")
+    await connect(redis, settings, "u1", "c1", "node-a", 0)
+    await connect(redis, settings, "u2", "c2", "node-a", 1)
+    await connect(redis, settings, "u3", "c3", "node-dead", 0)
     pubsub = redis.pubsub()
     await pubsub.subscribe(keys.node_channel("node-a"), keys.node_channel("node-b"))
     workers.start()

@@ -8,7 +8,7 @@ import pytest
 
 from broker.redis_conn import keys_for
 from broker.redis_server import RedisProcess
-from tests.workers.harness import join, wait_drained
+from tests.workers.harness import connect, join, wait_drained
 from tests.workers.test_fanout_smoke import conversations, send
 
 WRITES = {
@@ -63,7 +63,7 @@ async def test_large_channel_costs_constant_writes(api, redis, settings, workers
     now = int(time.time() * 1000)
     await redis.zadd(keys.nodes, {"node-x": now})
     for uid in big[:50]:  # some members online
-        await redis.hset(keys.connections(uid), f"c-{uid}", "node-x:0:1")
+        await connect(redis, settings, uid, f"c-{uid}", "node-x")
     # A long lease: heartbeats and renewals barely add to the counted writes.
     # No webhook sender here: the test reads the outbox the producer filled.
     workers.start(
@@ -117,7 +117,7 @@ async def test_outbox_events_have_deterministic_ids(api, redis, settings, worker
     keys = keys_for(settings)
     now = int(time.time() * 1000)
     await redis.zadd(keys.nodes, {"node-x": now})
-    await redis.hset(keys.connections("alice"), "c1", "node-x:0:1")
+    await connect(redis, settings, "alice", "c1", "node-x")
     workers.start(
         JINDOU_WEBHOOK_URL="http://127.0.0.1:9/hook",
         JINDOU_WEBHOOK_SENDER="0",
