@@ -23,7 +23,8 @@ from workers.packed import PackedBatch
 NODES_CACHE_SECONDS = 1.0
 NODES_RECHECK_SECONDS = 0.1  # how stale the list may be when it lacks a node
 LOOKUP_CHUNK = 1_000
-MAX_CACHED_USERS = 500_000
+MAX_CACHED_USERS = 200_000  # ~100 bytes each; cleared whole when full
+OFFLINE: frozenset[str] = frozenset()
 CHANGES_PAGE = 1_000
 MAX_CHANGE_PAGES = 50
 # Without a read for this long, changes may have been trimmed unseen (the gateway
@@ -117,31 +118,42 @@ class Presence:
             )
         return found
 
-    async def online(self, uids: Iterable[str]) -> dict[str, frozenset[str]]:
-        """uid -> live nodes, for the uids that are online."""
-        await self.refresh()
+    async def online(
+        self, uids: Iterable[str], *, refreshed: bool = False
+    ) -> dict[str, frozenset[str]]:
+        """uid -> live nodes, for the uids that are online. ``refreshed``: the
+        caller applied the changes (``queue_changes`` / ``apply_changes``) after
+        it learnt of the messages these lookups are for."""
+        wanted = list(uids)
+        if not wanted:
+            return {}
+        if not refreshed:
+            await self.refresh()
         generation = self._generation
         cache = self._nodes_of
-        wanted = list(uids)
-        misses = [uid for uid in wanted if uid not in cache]
-        found: dict[str, frozenset[str]] = {}
+        # Taken now, as of the refresh: another task may drop entries meanwhile.
+        held: dict[str, frozenset[str]] = {}
+        misses: list[str] = []
+        for uid in wanted:
+            nodes = cache.get(uid)
+            if nodes is None:
+                misses.append(uid)
+            elif nodes:
+                held[uid] = nodes
         if misses:
             conns = await self.connections(misses)
             found = {
-                uid: frozenset(node_of(v) for v in conns.get(uid, ())) for uid in misses
+                uid: frozenset(node_of(v) for v in conns[uid])
+                if uid in conns
+                else OFFLINE
+                for uid in misses
             }
             # A change applied meanwhile may concern these: then do not keep them.
             if generation == self._generation:
                 if len(cache) + len(found) > MAX_CACHED_USERS:
                     cache.clear()
                 cache.update(found)
-        held: dict[str, frozenset[str]] = {}
-        for uid in wanted:
-            nodes = found.get(uid)
-            if nodes is None:
-                nodes = cache.get(uid, frozenset())
-            if nodes:
-                held[uid] = nodes
+            held.update((uid, nodes) for uid, nodes in found.items() if nodes)
         live = await self.live_nodes()
         if held and not live.issuperset(frozenset().union(*held.values())):
             # A node we do not know as live: it may have just started.
@@ -181,6 +193,31 @@ class Presence:
                     self._read_at = time.monotonic()
                     return
             await self._restart()  # far behind: start afresh
+
+    def queue_changes(self, batch: PackedBatch) -> str | None:
+        """Queue the next changes on ``batch`` (another read of the caller's, one
+        round trip); None if a full ``refresh`` is due instead."""
+        cursor = self._cursor
+        if cursor is None or time.monotonic() - self._read_at > CHANGES_GAP_SECONDS:
+            return None
+        stream = self.keys.presence_changes
+        batch.add(b"XRANGE", stream, cursor, cursor)
+        batch.add(b"XRANGE", stream, f"({cursor}", b"+", b"COUNT", CHANGES_PAGE)
+        return cursor
+
+    def apply_changes(self, cursor: str, here: Any, changes: Any) -> bool:
+        """Apply what ``queue_changes`` read; False if a ``refresh`` must follow
+        (the cursor entry is gone, more changes wait, or it is an error)."""
+        if isinstance(here, Exception) or isinstance(changes, Exception):
+            return False
+        if cursor != "0-0" and not here:
+            return False
+        self._drop([fields for _id, fields in changes])
+        if self._cursor == cursor:  # else another task read on meanwhile
+            if changes:
+                self._cursor = bytes(changes[-1][0]).decode()
+            self._read_at = time.monotonic()
+        return len(changes) < CHANGES_PAGE
 
     def _drop(self, changes: Sequence[Sequence[bytes]]) -> None:
         if not changes:

@@ -16,7 +16,7 @@ so redelivery changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -236,7 +236,21 @@ class Fanout:
     async def process(self, refs: Sequence[DispatchRef]) -> None:
         """All side effects of a batch; the caller acknowledges afterwards."""
         channels = group_by_channel(refs)
-        facts = await self._facts(channels)
+        wanted = list(channels)
+        # One round trip for the channel facts, the presence changes and, for
+        # groups (where someone is usually online), the logged messages.
+        batch = PackedBatch()
+        self._queue_facts(batch, wanted)
+        early = [ref for ref in wanted if not is_person(ref[0])]
+        for ref in early:
+            self._queue_log_read(batch, ref, channels[ref])
+        cursor = self.presence.queue_changes(batch)
+        replies = iter(await batch.run(self.redis))
+        facts = self._parse_facts(wanted, replies)
+        messages = {ref: log_messages(_checked(next(replies))) for ref in early}
+        refreshed = cursor is not None and self.presence.apply_changes(
+            cursor, next(replies), next(replies)
+        )
         work: list[ChannelWork] = []
         for ref, channel_refs in channels.items():
             fact = facts[ref]
@@ -254,14 +268,19 @@ class Fanout:
         if not work:
             return
         online = await self.presence.online(
-            frozenset().union(*(w.recipients for w in work))
+            frozenset().union(*(w.recipients for w in work)), refreshed=refreshed
         )
         routes = [group_by_node(w.recipients, online) for w in work]
         # Only a delivery or a webhook event needs the message itself.
-        messages = await self._messages(
-            [w for w, by_node in zip(work, routes, strict=True) if by_node]
-            if not self.webhooks_on
-            else work
+        messages.update(
+            await self._messages(
+                [
+                    w
+                    for w, by_node in zip(work, routes, strict=True)
+                    if (by_node or self.webhooks_on)
+                    and (w.channel_type, w.channel_id) not in messages
+                ]
+            )
         )
         # Deliveries (and webhook events) first: a recipient's latency does not
         # wait for the conversation bookkeeping of every member.
@@ -351,20 +370,27 @@ class Fanout:
         """The logged messages of ``work``'s entries: one XRANGE per channel."""
         if not work:
             return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for w in work:
-                first, last = seq_span(w.entries)
-                pipe.xrange(  # type: ignore[unused-awaitable]
-                    self.keys.channel(w.channel_type, w.channel_id).log,
-                    f"{first}-0",
-                    f"{last}-0",
-                    count=last - first + 1,
-                )
-            replies = await pipe.execute()
+        batch = PackedBatch()
+        for w in work:
+            self._queue_log_read(batch, (w.channel_type, w.channel_id), w.entries)
+        replies = await batch.run(self.redis)
         return {
-            (w.channel_type, w.channel_id): log_messages(reply)
+            (w.channel_type, w.channel_id): log_messages(_checked(reply))
             for w, reply in zip(work, replies, strict=True)
         }
+
+    def _queue_log_read(
+        self, batch: PackedBatch, ref: ChannelRef, entries: Sequence[DispatchRef]
+    ) -> None:
+        first, last = seq_span(entries)
+        batch.add(
+            b"XRANGE",
+            self.keys.channel(*ref).log,
+            f"{first}-0",
+            f"{last}-0",
+            b"COUNT",
+            last - first + 1,
+        )
 
     async def deliver_live(self, live: LiveMessage) -> None:
         """A transient or command message: online recipients only, seq 0."""
@@ -423,20 +449,30 @@ class Fanout:
         self, refs: Iterable[ChannelRef]
     ) -> dict[ChannelRef, ChannelFacts]:
         wanted = list(refs)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for ref in wanted:
-                channel = self.keys.channel(*ref)
-                pipe.hmget(channel.meta, ["members_ver", "large", "epoch", "fanned"])  # type: ignore[unused-awaitable]
-                if not is_person(ref[0]):  # person recipients come from the id
-                    pipe.scard(channel.members)  # type: ignore[unused-awaitable]
-            replies = iter(await pipe.execute())
+        batch = PackedBatch()
+        self._queue_facts(batch, wanted)
+        return self._parse_facts(wanted, iter(await batch.run(self.redis)))
+
+    def _queue_facts(self, batch: PackedBatch, refs: Sequence[ChannelRef]) -> None:
+        for ref in refs:
+            channel = self.keys.channel(*ref)
+            batch.add(
+                b"HMGET", channel.meta, b"members_ver", b"large", b"epoch", b"fanned"
+            )
+            if not is_person(ref[0]):  # person recipients come from the id
+                batch.add(b"SCARD", channel.members)
+
+    def _parse_facts(
+        self, refs: Sequence[ChannelRef], replies: Iterator[Any]
+    ) -> dict[ChannelRef, ChannelFacts]:
         facts: dict[ChannelRef, ChannelFacts] = {}
-        for ref in wanted:
-            ver, large, epoch, fanned = next(replies)
+        for ref in refs:
+            meta = _checked(next(replies))
+            ver, large, epoch, fanned = meta
             facts[ref] = ChannelFacts(
                 members_ver=ver,
                 large_flag=large,
-                member_count=0 if is_person(ref[0]) else int(next(replies)),
+                member_count=0 if is_person(ref[0]) else int(_checked(next(replies))),
                 epoch=epoch.decode() if isinstance(epoch, bytes) else "",
                 fanned=fanned,
             )
@@ -455,6 +491,13 @@ class Fanout:
         members = frozenset(_text(m) for m in raw) - {SYSTEM_UID}
         self.members.put(ref, fact.members_ver, members)
         return members
+
+
+def _checked(reply: Any) -> Any:
+    """A packed reply, or its error raised."""
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
 
 
 def _text(value: bytes | str) -> str:

@@ -8,6 +8,7 @@ from broker.gateway.presence import ConnRecord
 from broker.gateway.presence import Presence as Registry
 from broker.redis_conn import keys_for
 from workers.delivery import Presence
+from workers.packed import PackedBatch
 from workers.rawreplies import hot_path_client
 
 
@@ -46,6 +47,31 @@ async def test_lost_change_stream_drops_the_whole_cache(redis, settings) -> None
         await redis.delete(keys.presence_changes, keys.connections("a"))
         await redis.hset(keys.connections("b"), "c2", "n1:1:0")
         assert await presence.online(["a", "b"]) == {"b": frozenset({"n1"})}
+    finally:
+        await hot.aclose()
+        await hot.connection_pool.disconnect()
+
+
+async def test_changes_read_with_other_commands(redis, settings) -> None:
+    """The fan-out reads the changes in its channel-facts round trip."""
+    keys, registry, hot, presence = await setup(redis, settings)
+    try:
+        assert await presence.online(["a"]) == {}
+        await registry.register("a", ConnRecord("c1", "n1", 1, 0))
+        batch = PackedBatch()
+        batch.add("PING")
+        cursor = presence.queue_changes(batch)
+        assert cursor is not None
+        pong, here, changes = await batch.run(hot)
+        assert presence.apply_changes(cursor, here, changes)
+        assert await presence.online(["a"], refreshed=True) == {"a": frozenset({"n1"})}
+        # A cursor entry that is gone asks for a full refresh.
+        await redis.delete(keys.presence_changes)
+        batch = PackedBatch()
+        cursor = presence.queue_changes(batch)
+        assert cursor is not None
+        here, changes = await batch.run(hot)
+        assert not presence.apply_changes(cursor, here, changes)
     finally:
         await hot.aclose()
         await hot.connection_pool.disconnect()
