@@ -41,6 +41,7 @@ _decode = msgspec.json.decode
 _encode = msgspec.json.encode
 DEVICE_FLAG = 1
 CONNECT_BATCH = 50  # connections opened at once, like clients trickling in
+WARMUP_STEP = -1  # the step index of fan-out warm-up messages (not reported)
 
 
 class ProtocolError(RuntimeError):
@@ -335,7 +336,18 @@ async def mode_fanout_send(args: argparse.Namespace) -> dict[str, Any]:
         (sender,) = await open_many(
             session, args.url, ["fan-sender"], args.token, lambda uid: None
         )
-        for index, rate in enumerate(float(r) for r in args.rates.split(",")):
+        rates = [float(r) for r in args.rates.split(",")]
+        if args.warmup > 0:
+            # Not measured (step -1): the previous run's clients are still being
+            # torn down and caches are cold; the first step should not pay that.
+            async def warm(_: int) -> None:
+                stamp = {"t": time.monotonic(), "s": WARMUP_STEP}
+                payload = base64.b64encode(_encode(stamp)).decode()
+                await sender.send(args.channel, 2, payload)
+
+            await paced(rates[0], args.warmup, 1, warm)
+            await asyncio.sleep(1.0)
+        for index, rate in enumerate(rates):
 
             async def send(_: int, index: int = index) -> None:
                 stamp = {"t": time.monotonic(), "s": index}
@@ -390,6 +402,7 @@ def main() -> None:
     parser.add_argument("--rates", default="10,20,50,100,200,400")
     parser.add_argument("--channel", default="fan")
     parser.add_argument("--first", type=int, default=0)
+    parser.add_argument("--warmup", type=float, default=0.0, help="fanout-send: s")
     parser.add_argument("--out", default="", help="fanout-receive: latencies file")
     args = parser.parse_args()
     result = run(MODES[args.mode](args))
