@@ -1,8 +1,10 @@
 """Presence in Redis (design-notes "Users"): node heartbeats and connections.
 
 ``jd:nodes`` zset: node id → last heartbeat (ms). ``jd:{u:<uid>}:conns`` hash:
-connection id → ``<node_id>:<device_flag>:<device_level>``. A node whose heartbeat is
-older than ``STALE_BEATS`` intervals is dead: its connections do not count.
+connection id → ``<node_id>:<device_flag>:<device_level>``; every write of it is
+followed by an entry ``u=<uid>`` in ``jd:presence:changes`` (workers' caches).
+A node whose heartbeat is older than ``STALE_BEATS`` intervals is dead: its
+connections do not count.
 """
 
 from __future__ import annotations
