@@ -20,7 +20,9 @@ from broker.channels import ChannelType
 from tests.faults.ledger import Channel, storage_channel
 
 RESYNC = "jindou.resync"
-SYNC_PAGE = 500
+# A sync reply is one frame: it must fit the connection's outbox next to live
+# messages (JINDOU_WS_QUEUE_BYTES), or the gateway closes the client with 4001.
+SYNC_PAGE = 100
 
 
 async def register_token(
@@ -55,7 +57,10 @@ class WsUser:
         uid: str,
         token: str,
         channels: list[tuple[int, str]],
+        *,
+        sync_page: int = SYNC_PAGE,
     ) -> None:
+        self.sync_page = sync_page
         self.session = session
         self.ws_url = ws_url
         self.uid = uid
@@ -63,6 +68,7 @@ class WsUser:
         self.channels = channels
         self.live: dict[Channel, set[int]] = defaultdict(set)
         self.synced: dict[Channel, set[int]] = defaultdict(set)
+        self.earlier: dict[Channel, set[int]] = defaultdict(set)  # a past session's
         self.arrivals: dict[tuple[Channel, int], float] = {}  # first live arrival
         self.resyncs = 0
         self.catchups = 0
@@ -75,7 +81,7 @@ class WsUser:
     # -- what the checker reads ---------------------------------------------------
     def seqs(self) -> dict[Channel, set[int]]:
         out: dict[Channel, set[int]] = defaultdict(set)
-        for source in (self.live, self.synced):
+        for source in (self.earlier, self.live, self.synced):
             for channel, seqs in source.items():
                 out[channel] |= seqs
         return out
@@ -170,7 +176,7 @@ class WsUser:
                         "channel_type": channel_type,
                         "start_message_seq": start,
                         "end_message_seq": 0,
-                        "limit": SYNC_PAGE,
+                        "limit": self.sync_page,
                         "pull_mode": 1,
                     },
                 )
@@ -198,3 +204,41 @@ def user_channels(
         else:
             out.append((channel_type, channel_id))
     return out
+
+
+def server_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """(opcode, payload) of each complete unmasked frame a server sent; a cut last
+    frame is left out."""
+    frames = []
+    pos = 0
+    while pos + 2 <= len(data):
+        opcode, size = data[pos] & 0x0F, data[pos + 1] & 0x7F
+        pos += 2
+        if size == 126:
+            size, pos = int.from_bytes(data[pos : pos + 2], "big"), pos + 2
+        elif size == 127:
+            size, pos = int.from_bytes(data[pos : pos + 8], "big"), pos + 8
+        if pos + size > len(data):
+            break
+        frames.append((opcode, data[pos : pos + size]))
+        pos += size
+    return frames
+
+
+def recv_seqs_and_close(data: bytes, uid: str) -> tuple[dict[Channel, set[int]], int]:
+    """What a raw (stalled) client received: seqs by channel, and the close code
+    (0 if no close frame arrived)."""
+    seqs: dict[Channel, set[int]] = defaultdict(set)
+    code = 0
+    for opcode, payload in server_frames(data):
+        if opcode == 0x8 and len(payload) >= 2:
+            code = int.from_bytes(payload[:2], "big")
+        elif opcode == 0x1:
+            frame = json.loads(payload)
+            if frame.get("method") == "recv" and frame["params"]["messageSeq"]:
+                params = frame["params"]
+                channel = storage_channel(
+                    params["channelType"], params["channelId"], uid
+                )
+                seqs[channel].add(params["messageSeq"])
+    return seqs, code

@@ -1,0 +1,209 @@
+"""R16 in the ledger harness: stalled WebSocket readers next to normal ones.
+
+An api and a worker process; one group holds stalled clients (bare sockets with a
+small SO_RCVBUF that stop reading after ``connect``, from
+tests/gateway/rawsocket.py) and normal clients. Bulky messages are sent over HTTP and
+recorded in a ledger. Each stalled client must be closed with 4001 (slow consumer)
+while the normal clients keep a low delivery latency; a stalled client then
+reconnects and catches up by offset from the last seq it had, and the checker finds
+every stored message at every member (``client_lost`` = 0), with logs and
+projections exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import aiohttp
+import anyio
+import pytest
+
+from broker.redis_conn import connect, keys_for
+from broker.redis_server import RedisProcess
+from tests.conftest import MANAGER_TOKEN
+from tests.faults.cluster import LiveRun, final_check, percentile
+from tests.faults.conftest import settings_for
+from tests.faults.ledger import OK
+from tests.faults.load import ChannelSpec, LoadClient, Workload, run_load
+from tests.faults.wsclients import WsUser, recv_seqs_and_close, register_token
+from tests.gateway.rawsocket import stalled_client
+
+GROUP = (2, "busy")
+SLOW_CONSUMER = 4001
+
+
+async def drain_socket(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """Everything the server sent to a stalled socket, up to its close."""
+    loop = asyncio.get_running_loop()
+    data = bytearray()
+    with anyio.move_on_after(timeout):
+        while True:
+            try:
+                chunk = await loop.sock_recv(sock, 1 << 16)
+            except ConnectionError:
+                break
+            if not chunk:
+                break
+            data += chunk
+    sock.close()
+    return bytes(data)
+
+
+async def slow_reader_case(
+    procs,
+    tmp_path,
+    *,
+    stalled: int,
+    normal: int,
+    rate: float,
+    seconds: float,
+    payload_bytes: int,
+    **env: str,
+):
+    server = procs.redis(RedisProcess(tmp_path / "redis", appendonly=False))
+    settings = settings_for(server)
+    keys = keys_for(settings)
+    # Long re-send period: the test is about the outbox, not re-sends.
+    api = procs.api(settings, JINDOU_WS_RETRY_MS="60000", **env)
+    procs.worker(settings)
+    stalled_uids = [f"s{i}" for i in range(stalled)]
+    normal_uids = [f"n{i}" for i in range(normal)]
+    workload = Workload([ChannelSpec(*GROUP, ("boss",))])  # boss sends everything
+    run = LiveRun()
+    closed_at: dict[str, float] = {}
+    codes: dict[str, int] = {}
+    admin = connect(settings.redis_url)
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = LoadClient(
+                session,
+                lambda: api.url,
+                MANAGER_TOKEN,
+                run.ledger,
+                run.stats,
+                payload_bytes=payload_bytes,
+            )
+            async with session.post(
+                f"{api.url}/channel",
+                json={
+                    "channel_id": GROUP[1],
+                    "channel_type": GROUP[0],
+                    "subscribers": stalled_uids + normal_uids,
+                },
+                headers={"token": MANAGER_TOKEN},
+            ) as resp:
+                assert resp.status == 200, await resp.text()
+            tokens = {
+                uid: await register_token(session, api.url, MANAGER_TOKEN, uid)
+                for uid in stalled_uids + normal_uids
+            }
+            async with anyio.create_task_group() as tg:
+                for uid in normal_uids:
+                    user = WsUser(session, api.ws_url, uid, tokens[uid], [GROUP])
+                    run.users[uid] = await user.connect()
+                    await tg.start(user.run)
+                # Warm-up: the worker delivers before the clock starts.
+                op = await client.send(*GROUP, "boss", "warm")
+                assert op.outcome == OK
+                with anyio.fail_after(30):
+                    while op.seq not in run.users[normal_uids[0]].live[GROUP]:
+                        await anyio.sleep(0.02)
+                sockets = {
+                    uid: await stalled_client(api.ws_port, uid, tokens[uid])
+                    for uid in stalled_uids
+                }
+                started = time.monotonic()
+
+                async def reconnect(uid: str) -> None:
+                    """The stalled client comes back and syncs from its offset."""
+                    got, codes[uid] = recv_seqs_and_close(
+                        await drain_socket(sockets[uid]), uid
+                    )
+                    # Pages of 20 bulky messages fit the outbox beside live ones.
+                    user = WsUser(
+                        session, api.ws_url, uid, tokens[uid], [GROUP], sync_page=20
+                    )
+                    user.earlier.update(got)
+                    run.users[uid] = await user.connect()
+                    await tg.start(user.run)
+                    await user.catch_up()
+
+                async def watch_stalled() -> None:
+                    while len(closed_at) < len(stalled_uids):
+                        for uid in stalled_uids:
+                            if uid in closed_at:
+                                continue
+                            if not await admin.hlen(keys.connections(uid)):
+                                closed_at[uid] = time.monotonic() - started
+                                tg.start_soon(reconnect, uid)
+                        await anyio.sleep(0.05)
+
+                async with anyio.create_task_group() as load:
+                    load.start_soon(watch_stalled)
+                    await run_load(
+                        client,
+                        workload,
+                        total=int(rate * seconds),
+                        rate=rate,
+                        concurrency=8,
+                    )
+                    with anyio.move_on_after(15):
+                        while len(closed_at) < len(stalled_uids):
+                            await anyio.sleep(0.1)
+                    load.cancel_scope.cancel()
+                with anyio.fail_after(15):
+                    while len(codes) < len(closed_at):
+                        await anyio.sleep(0.05)
+                report, _ = await final_check(settings, run)
+                tg.cancel_scope.cancel()
+    finally:
+        await admin.aclose()
+    assert report.clean, report.summary()
+    assert set(closed_at) == set(stalled_uids), f"not closed: {closed_at}"
+    assert set(codes.values()) == {SLOW_CONSUMER}, codes
+    # Every reconnected stalled client was really behind: it caught up by offset.
+    for uid in stalled_uids:
+        assert run.users[uid].synced[GROUP], uid
+    latencies = run.latencies(normal_uids)
+    return report, run, closed_at, latencies
+
+
+# The short run shares 2 busy cores with the rest of the suite: a 256 KiB outbox and
+# a loose latency bound; the slow run checks the plan's figures with the defaults.
+async def test_stalled_readers_closed_and_recover_by_offset(procs, tmp_path):
+    report, run, closed_at, latencies = await slow_reader_case(
+        procs,
+        tmp_path,
+        stalled=6,
+        normal=4,
+        rate=40,
+        seconds=8,
+        payload_bytes=4000,
+        JINDOU_WS_QUEUE_BYTES=str(256 * 1024),
+    )
+    assert max(closed_at.values()) < 10, closed_at
+    assert percentile(latencies, 0.99) < 1.0
+
+
+@pytest.mark.slow
+async def test_stalled_readers_full(procs, tmp_path):
+    report, run, closed_at, latencies = await slow_reader_case(
+        procs,
+        tmp_path,
+        stalled=100,
+        normal=100,
+        rate=100,
+        seconds=30,
+        payload_bytes=3000,
+    )
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    print(
+        f"R16: closed after {sorted(round(v, 2) for v in closed_at.values())} s;"
+        f" normal p50 {p50 * 1000:.1f} ms p99 {p99 * 1000:.1f} ms over"
+        f" {len(latencies)} deliveries; report {report.summary()};"
+        f" rows {report.rows_checked}"
+    )
+    assert max(closed_at.values()) < 15, closed_at
+    assert p99 < 0.150
