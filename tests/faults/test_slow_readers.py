@@ -193,10 +193,10 @@ async def test_stalled_readers_full(procs, tmp_path):
         procs,
         tmp_path,
         stalled=100,
-        normal=100,
-        rate=100,
+        normal=20,
+        rate=50,
         seconds=30,
-        payload_bytes=3000,
+        payload_bytes=4000,
     )
     p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
     print(
