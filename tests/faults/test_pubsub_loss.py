@@ -164,6 +164,7 @@ async def test_pubsub_kills_resync_clients_lose_nothing(procs, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 async def test_pubsub_kills_full(procs, tmp_path):
     report, run, done = await pubsub_kill_case(
         procs, tmp_path, total=6_000, rate=200, kills=5
@@ -262,6 +263,7 @@ async def test_stopped_node_dropped_by_redis_clients_catch_up(procs, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 async def test_stopped_node_full(procs, tmp_path):
     report, run, figures = await stopped_node_case(
         procs, tmp_path, total=6_000, rate=200

@@ -187,6 +187,7 @@ async def test_webhooks_at_least_once_under_faults(procs, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 async def test_webhooks_at_least_once_full(procs, tmp_path):
     report, figures = await webhook_case(procs, tmp_path, FULL)
     print(f"R14: {figures}; report {report.summary()}")
