@@ -149,6 +149,10 @@ class LiveRun:
 
     def latencies(self, uids: list[str]) -> list[float]:
         """Send start → first live arrival, per (client, message)."""
+        return [latency for _, latency in self.timed_latencies(uids)]
+
+    def timed_latencies(self, uids: list[str]) -> list[tuple[float, float]]:
+        """(send start, latency) per (client, message), wall clock."""
         sent = {
             (op.channel, op.seq): op.t_invoke
             for op in self.ledger.ops
@@ -158,7 +162,7 @@ class LiveRun:
         for uid in uids:
             for key, arrived in self.users[uid].arrivals.items():
                 if key in sent:
-                    out.append(arrived - sent[key])
+                    out.append((sent[key], arrived - sent[key]))
         return out
 
 
