@@ -25,6 +25,12 @@ from broker.scripts import (
 # Queues one read command on a pipeline (see Store._read).
 QueueRead = Callable[[Pipeline], object]
 
+# One pipeline of each kind in flight per process: calls that arrive meanwhile share
+# the next one (see batching.py), so a busy process pays the system calls and the
+# wake-ups of Redis once per batch rather than per call.
+APPENDS_IN_FLIGHT = 1
+READS_IN_FLIGHT = 1
+
 _encode = msgspec.msgpack.Encoder().encode
 _decode_message = msgspec.msgpack.Decoder(StoredMessage).decode
 
@@ -78,9 +84,11 @@ class Store:
         self.keys = keys
         self.scripts = Scripts(redis)
         self._appends: TickBatcher[tuple[list[str], list[Any]], Any] = TickBatcher(
-            self.scripts.append_batch
+            self.scripts.append_batch, max_in_flight=APPENDS_IN_FLIGHT
         )
-        self._reads: TickBatcher[QueueRead, Any] = TickBatcher(self._run_reads)
+        self._reads: TickBatcher[QueueRead, Any] = TickBatcher(
+            self._run_reads, max_in_flight=READS_IN_FLIGHT
+        )
         # Strict durability: appends are acknowledged only once fsynced.
         self.gate = gate or FsyncGate()
         self.retention = retention  # log entries kept per channel; 0 = all
