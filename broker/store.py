@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from broker.batching import TickBatcher
 from broker.durability import FsyncGate
 from broker.keys import ChannelKeys, Keys
 from broker.protocol import LiveMessage, StoredMessage
+from broker.redis_batch import pack, run_packed
 from broker.scripts import (
     AppendOutcome,
     AppendStatus,
@@ -21,9 +22,6 @@ from broker.scripts import (
     append_call,
     parse_append,
 )
-
-# Queues one read command on a pipeline (see Store._read).
-QueueRead = Callable[[Pipeline], object]
 
 # One pipeline of each kind in flight per process: calls that arrive meanwhile share
 # the next one (see batching.py), so a busy process pays the system calls and the
@@ -60,9 +58,22 @@ def entry_seq(entry_id: Any) -> int:
     return int(bytes(entry_id).split(b"-", 1)[0])
 
 
+def raw_entry_seq(entry_id: bytes) -> int:
+    """:func:`entry_seq` of an id as hiredis returns it (bytes)."""
+    return int(entry_id[: entry_id.index(b"-")])
+
+
+def message_field(fields: list[bytes]) -> bytes:
+    """The ``m`` value of an entry's flat ``[field, value, ...]`` list."""
+    if fields[0] == b"m":  # the only field channel logs have
+        return fields[1]
+    return fields[fields.index(b"m") + 1]
+
+
 def _entries(reply: Any) -> list[LogEntry]:
+    """Entries of a raw XRANGE/XREVRANGE reply (see redis_batch.py)."""
     return [
-        LogEntry(entry_seq(entry_id), decode_message(fields[b"m"]))
+        LogEntry(raw_entry_seq(entry_id), _decode_message(message_field(fields)))
         for entry_id, fields in reply
     ]
 
@@ -83,26 +94,43 @@ class Store:
         self.redis = redis
         self.keys = keys
         self.scripts = Scripts(redis)
-        self._appends: TickBatcher[tuple[list[str], list[Any]], Any] = TickBatcher(
-            self.scripts.append_batch, max_in_flight=APPENDS_IN_FLIGHT
+        self._appends: TickBatcher[bytes, Any] = TickBatcher(
+            self._run_appends, max_in_flight=APPENDS_IN_FLIGHT
         )
-        self._reads: TickBatcher[QueueRead, Any] = TickBatcher(
+        self._reads: TickBatcher[bytes, Any] = TickBatcher(
             self._run_reads, max_in_flight=READS_IN_FLIGHT
         )
         # Strict durability: appends are acknowledged only once fsynced.
         self.gate = gate or FsyncGate()
         self.retention = retention  # log entries kept per channel; 0 = all
 
-    async def _read(self, queue: QueueRead) -> Any:
-        """One read command; concurrent reads of a loop tick share a pipeline."""
-        return await self._reads.submit(queue)
+    async def _read(self, *command: str | int) -> Any:
+        """One read command, raw reply; concurrent reads share a batch."""
+        return await self._reads.submit(pack(*command))
 
-    async def _run_reads(self, batch: list[QueueRead]) -> list[Any]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for queue in batch:
-                queue(pipe)
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
+    async def _run_reads(self, batch: list[bytes]) -> list[Any]:
+        return await run_packed(self.redis, batch)
+
+    async def _run_appends(self, batch: list[bytes]) -> list[Any]:
+        """EVALSHA of each packed append; those refused with NOSCRIPT did not run,
+        so they are sent again once the script is loaded."""
+        replies = await run_packed(self.redis, batch)
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        if missing:
+            await self.redis.script_load(self._append_script.script)
+            again = await run_packed(self.redis, [batch[i] for i in missing])
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
         return replies
+
+    @property
+    def _append_script(self) -> Any:
+        # The append script of broker/scripts.py (its sha and source).
+        return self.scripts._append
+
+    def _pack_append(self, call: tuple[list[str], list[Any]]) -> bytes:
+        keys, args = call
+        return pack("EVALSHA", self._append_script.sha, len(keys), *keys, *args)
 
     # -- writes ---------------------------------------------------------------------
     async def append(
@@ -127,8 +155,10 @@ class Store:
         args["check_uid"] = check_uid
         if self.gate.waits:
             return (await self._append_fsynced([args]))[0]
-        # Concurrent sends share one pipeline per loop tick (see batching.py).
-        return parse_append(await self._appends.submit(append_call(**args)))
+        # Concurrent sends share one batch (see batching.py).
+        return parse_append(
+            await self._appends.submit(self._pack_append(append_call(**args)))
+        )
 
     async def refusal(
         self, message: StoredMessage, check_uid: str
@@ -219,7 +249,7 @@ class Store:
 
     # -- reads ----------------------------------------------------------------------
     async def head(self, channel: ChannelKeys) -> ChannelHead:
-        seq, epoch = await self._read(lambda p: p.hmget(channel.meta, ["seq", "epoch"]))
+        seq, epoch = await self._read("HMGET", channel.meta, "seq", "epoch")
         return ChannelHead(int(seq or 0), _str(epoch))
 
     async def read_range(
@@ -229,7 +259,7 @@ class Store:
         if first > last or count <= 0:
             return []
         reply = await self._read(
-            lambda p: p.xrange(channel.log, f"{first}-0", f"{last}-0", count=count)
+            "XRANGE", channel.log, f"{first}-0", f"{last}-0", "COUNT", count
         )
         return _entries(reply)
 
@@ -240,14 +270,14 @@ class Store:
         if first > last or count <= 0:
             return []
         reply = await self._read(
-            lambda p: p.xrevrange(channel.log, f"{last}-0", f"{first}-0", count=count)
+            "XREVRANGE", channel.log, f"{last}-0", f"{first}-0", "COUNT", count
         )
         return _entries(reversed(reply or []))
 
     async def first_seq(self, channel: ChannelKeys) -> int:
         """The oldest seq still kept (retention may have removed older ones)."""
-        reply = await self._read(lambda p: p.xrange(channel.log, "-", "+", count=1))
-        return entry_seq(reply[0][0]) if reply else 0
+        reply = await self._read("XRANGE", channel.log, "-", "+", "COUNT", 1)
+        return raw_entry_seq(reply[0][0]) if reply else 0
 
     async def read_seqs(
         self, channel: ChannelKeys, seqs: Iterable[int]
@@ -255,10 +285,13 @@ class Store:
         wanted = sorted({s for s in seqs if s > 0})
         if not wanted:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for seq in wanted:
-                pipe.xrange(channel.log, f"{seq}-0", f"{seq}-0")  # type: ignore[unused-awaitable]
-            replies = await pipe.execute()
+        replies = await run_packed(
+            self.redis,
+            [pack("XRANGE", channel.log, f"{seq}-0", f"{seq}-0") for seq in wanted],
+        )
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
         return [entry for reply in replies for entry in _entries(reply)]
 
     async def seqs_by_index(
@@ -267,5 +300,5 @@ class Store:
         """Seqs recorded in the lookup index (``i<id>`` / ``c<client_msg_no>``)."""
         if not fields:
             return []
-        values = await self._read(lambda p: p.hmget(channel.index, list(fields)))
+        values = await self._read("HMGET", channel.index, *fields)
         return [int(v) for v in values if v is not None]
