@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from broker.snowflake import Snowflake
 from broker.store import Store
 
 MAX_CLIENT_MSG_NO_BYTES = 128
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f]")
 _random = random.Random()  # seeded from os.urandom once per process
 CMD_SUFFIX = "____cmd"
 
@@ -230,8 +232,10 @@ class MessageService:
         self._check_payload(req.payload)
         if req.setting < 0 or req.expire < 0:
             raise bad_request("setting and expire must not be negative")
-        if len(req.client_msg_no.encode()) > MAX_CLIENT_MSG_NO_BYTES or any(
-            ord(c) < 0x20 for c in req.client_msg_no
+        client_msg_no = req.client_msg_no
+        if client_msg_no and (
+            len(client_msg_no.encode()) > MAX_CLIENT_MSG_NO_BYTES
+            or _CONTROL_CHARS.search(client_msg_no)
         ):
             raise bad_request(
                 f"client_msg_no must be at most {MAX_CLIENT_MSG_NO_BYTES} bytes "

@@ -24,18 +24,33 @@ Arg = bytes | str | int
 
 def pack(*args: Arg) -> bytes:
     """One command in RESP, as redis-py would send it (ints in decimal)."""
-    parts = [b"*%d\r\n" % len(args)]
+    out = [b"*%d\r\n" % len(args)]
+    add = out.append
     for arg in args:
-        if isinstance(arg, bytes):
-            data = arg
-        elif isinstance(arg, str):
-            data = arg.encode()
-        elif isinstance(arg, bool):  # as redis-py: a bool is a mistake
-            raise TypeError("cannot send a bool to Redis")
+        kind = type(arg)  # exact types first: this runs ~25 times per send
+        data: bytes
+        if kind is str:
+            data = arg.encode()  # type: ignore[union-attr]
+        elif kind is bytes:
+            data = arg  # type: ignore[assignment]
+        elif kind is int:
+            data = b"%d" % arg  # type: ignore[str-format]
         else:
-            data = b"%d" % arg
-        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
-    return b"".join(parts)
+            data = _other(arg)
+        add(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def _other(arg: object) -> bytes:
+    if isinstance(arg, bool):  # as redis-py: a bool is a mistake
+        raise TypeError("cannot send a bool to Redis")
+    if isinstance(arg, str):
+        return arg.encode()
+    if isinstance(arg, bytes | bytearray | memoryview):
+        return bytes(arg)
+    if isinstance(arg, int):
+        return b"%d" % arg
+    raise TypeError(f"cannot send {type(arg).__name__} to Redis")
 
 
 async def run_packed(redis: Redis, commands: list[bytes]) -> list[Any]:

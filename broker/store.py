@@ -151,14 +151,13 @@ class Store:
             digest=digest,
             new_epoch=new_epoch,
             origin_conn=origin_conn,
+            check_uid=check_uid,
         )
-        args["check_uid"] = check_uid
         if self.gate.waits:
             return (await self._append_fsynced([args]))[0]
         # Concurrent sends share one batch (see batching.py).
-        return parse_append(
-            await self._appends.submit(self._pack_append(append_call(**args)))
-        )
+        call = append_call(**args)
+        return parse_append(await self._appends.submit(self._pack_append(call)))
 
     async def refusal(
         self, message: StoredMessage, check_uid: str
@@ -218,6 +217,7 @@ class Store:
         digest: str,
         new_epoch: str,
         origin_conn: str,
+        check_uid: str = "",
     ) -> dict[str, Any]:
         channel = self.keys.channel(message.channel_type, message.channel_id)
         return {
@@ -229,7 +229,7 @@ class Store:
                 message.from_uid,
                 message.client_msg_no,
             ),
-            "message": encode_message(message),
+            "message": _encode(message),
             "red_dot": bool(message.red_dot),
             "dedupe_ttl": dedupe_ttl,
             "message_id": message.message_id,
@@ -238,6 +238,7 @@ class Store:
             "new_epoch": new_epoch,
             "now_ms": message.timestamp_ms,
             "origin_conn": origin_conn,
+            "check_uid": check_uid,
             "retention": self.retention,
         }
 
