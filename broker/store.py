@@ -70,12 +70,31 @@ def message_field(fields: list[bytes]) -> bytes:
     return fields[fields.index(b"m") + 1]
 
 
-def _entries(reply: Any) -> list[LogEntry]:
+@dataclass(frozen=True, slots=True)
+class RawEntry:
+    """A log entry before decoding: its seq and the stored message bytes."""
+
+    seq: int
+    data: bytes
+
+
+def _raw_entries(reply: Any) -> list[RawEntry]:
     """Entries of a raw XRANGE/XREVRANGE reply (see redis_batch.py)."""
+    return [
+        RawEntry(raw_entry_seq(entry_id), message_field(fields))
+        for entry_id, fields in reply
+    ]
+
+
+def _entries(reply: Any) -> list[LogEntry]:
     return [
         LogEntry(raw_entry_seq(entry_id), _decode_message(message_field(fields)))
         for entry_id, fields in reply
     ]
+
+
+def decode_entries(raw: Sequence[RawEntry]) -> list[LogEntry]:
+    return [LogEntry(e.seq, _decode_message(e.data)) for e in raw]
 
 
 def _str(value: Any) -> str:
@@ -257,23 +276,33 @@ class Store:
         self, channel: ChannelKeys, first: int, last: int, count: int
     ) -> list[LogEntry]:
         """Entries with ``first <= seq <= last``, ascending, at most ``count``."""
+        return decode_entries(await self.read_range_raw(channel, first, last, count))
+
+    async def read_range_raw(
+        self, channel: ChannelKeys, first: int, last: int, count: int
+    ) -> list[RawEntry]:
         if first > last or count <= 0:
             return []
         reply = await self._read(
             "XRANGE", channel.log, f"{first}-0", f"{last}-0", "COUNT", count
         )
-        return _entries(reply)
+        return _raw_entries(reply)
 
     async def read_newest(
         self, channel: ChannelKeys, first: int, last: int, count: int
     ) -> list[LogEntry]:
         """The newest ``count`` entries in ``first..last``, ascending."""
+        return decode_entries(await self.read_newest_raw(channel, first, last, count))
+
+    async def read_newest_raw(
+        self, channel: ChannelKeys, first: int, last: int, count: int
+    ) -> list[RawEntry]:
         if first > last or count <= 0:
             return []
         reply = await self._read(
             "XREVRANGE", channel.log, f"{last}-0", f"{first}-0", "COUNT", count
         )
-        return _entries(reversed(reply or []))
+        return _raw_entries(reversed(reply or []))
 
     async def first_seq(self, channel: ChannelKeys) -> int:
         """The oldest seq still kept (retention may have removed older ones)."""
