@@ -16,12 +16,17 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
 from broker.logs import REQUEST_ID
-from broker.metrics import HTTP_REQUEST_SECONDS, HTTP_REQUESTS
+from broker.metrics import (
+    HTTP_REQUEST_SECONDS,
+    HTTP_REQUESTS,
+    BufferedCounter,
+    buffered_counter,
+    buffered_histogram,
+)
 
 REQUEST_ID_HEADER = "X-Request-Id"
 UNMATCHED = "unmatched"
@@ -52,15 +57,17 @@ class RouteMeter:
 
     def __init__(self, route: str) -> None:
         self.route = route
-        self._seconds = HTTP_REQUEST_SECONDS.labels(route)
-        self._requests: dict[tuple[str, int], Any] = {}
+        self._seconds = buffered_histogram(HTTP_REQUEST_SECONDS.labels(route))
+        self._requests: dict[tuple[str, int], BufferedCounter] = {}
 
     def record(self, method: str, status: int, seconds: float) -> None:
         if method not in _METHODS:
             method = "OTHER"  # any token is a valid HTTP method; keep labels bounded
         requests = self._requests.get((method, status))
         if requests is None:
-            requests = HTTP_REQUESTS.labels(method, self.route, str(status))
+            requests = buffered_counter(
+                HTTP_REQUESTS.labels(method, self.route, str(status))
+            )
             self._requests[method, status] = requests
         requests.inc()
         self._seconds.observe(seconds)
