@@ -164,7 +164,7 @@ class Store:
     ) -> AppendOutcome:
         """Store ``message``; with ``check_uid`` the script also refuses that client
         sender unless he may send into the channel (sender_check.lua)."""
-        args = self._append_args(
+        call = self._append_call(
             message,
             dedupe_ttl=dedupe_ttl,
             digest=digest,
@@ -173,9 +173,8 @@ class Store:
             check_uid=check_uid,
         )
         if self.gate.waits:
-            return (await self._append_fsynced([args]))[0]
+            return (await self._append_fsynced([call]))[0]
         # Concurrent sends share one batch (see batching.py).
-        call = append_call(**args)
         return parse_append(await self._appends.submit(self._pack_append(call)))
 
     async def refusal(
@@ -197,7 +196,7 @@ class Store:
     ) -> list[AppendOutcome]:
         """Append several messages (to any channels) in one round trip."""
         batch = [
-            self._append_args(
+            self._append_call(
                 message,
                 dedupe_ttl=dedupe_ttl,
                 digest=digest,
@@ -209,17 +208,19 @@ class Store:
         if self.gate.waits:
             return await self._append_fsynced(batch)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for args in batch:
-                await self.scripts.append(append_call(**args), client=pipe)
+            for call in batch:
+                await self.scripts.append(call, client=pipe)
             replies = await pipe.execute()
         return [parse_append(reply) for reply in replies]
 
-    async def _append_fsynced(self, batch: list[dict[str, Any]]) -> list[AppendOutcome]:
+    async def _append_fsynced(
+        self, batch: list[tuple[list[str], list[Any]]]
+    ) -> list[AppendOutcome]:
         """Appends then ``WAITAOF 1 0 t`` on the same connection (one pipeline), so
         the wait covers these writes; acknowledged only if fsynced (strict mode)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for args in batch:
-                await self.scripts.append(append_call(**args), client=pipe)
+            for call in batch:
+                await self.scripts.append(call, client=pipe)
             pipe.execute_command("WAITAOF", 1, 0, self.gate.timeout_ms)
             replies = await pipe.execute(raise_on_error=False)
         for reply in replies[:-1]:
@@ -228,7 +229,7 @@ class Store:
         self.gate.check(replies[-1])
         return [parse_append(reply) for reply in replies[:-1]]
 
-    def _append_args(
+    def _append_call(
         self,
         message: StoredMessage,
         *,
@@ -237,29 +238,31 @@ class Store:
         new_epoch: str,
         origin_conn: str,
         check_uid: str = "",
-    ) -> dict[str, Any]:
-        channel = self.keys.channel(message.channel_type, message.channel_id)
-        return {
-            "channel": channel,
-            "dispatch": self.keys.dispatch(channel.shard),
-            "dedupe": self.keys.dedupe(
+    ) -> tuple[list[str], list[Any]]:
+        """The append script's KEYS and ARGV for ``message``."""
+        keys = self.keys
+        channel = keys.channel(message.channel_type, message.channel_id)
+        return append_call(
+            channel=channel,
+            dispatch=keys.dispatch(channel.shard),
+            dedupe=keys.dedupe(
                 message.channel_type,
                 message.channel_id,
                 message.from_uid,
                 message.client_msg_no,
             ),
-            "message": _encode(message),
-            "red_dot": bool(message.red_dot),
-            "dedupe_ttl": dedupe_ttl,
-            "message_id": message.message_id,
-            "client_msg_no": message.client_msg_no,
-            "digest": digest,
-            "new_epoch": new_epoch,
-            "now_ms": message.timestamp_ms,
-            "origin_conn": origin_conn,
-            "check_uid": check_uid,
-            "retention": self.retention,
-        }
+            message=_encode(message),
+            red_dot=bool(message.red_dot),
+            dedupe_ttl=dedupe_ttl,
+            message_id=message.message_id,
+            client_msg_no=message.client_msg_no,
+            digest=digest,
+            new_epoch=new_epoch,
+            now_ms=message.timestamp_ms,
+            origin_conn=origin_conn,
+            check_uid=check_uid,
+            retention=self.retention,
+        )
 
     async def publish_live(self, live: LiveMessage) -> int:
         """Publish a transient or command message on its shard's live channel."""
