@@ -7,7 +7,8 @@ import random
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass
+
+import msgspec
 
 from broker.channels import (
     SYSTEM_UID,
@@ -41,10 +42,9 @@ _random = random.Random()  # seeded from os.urandom once per process
 CMD_SUFFIX = "____cmd"
 
 
-@dataclass(frozen=True, slots=True)
-class Sender:
+class Sender(msgspec.Struct, frozen=True, kw_only=True):
     """Who sends: the uid, whether it is trusted (manager token), and from which
-    connection (empty for HTTP)."""
+    connection (empty for HTTP). A Struct: one is made per send."""
 
     uid: str
     trusted: bool
@@ -63,8 +63,13 @@ def new_epoch() -> str:
     return f"{_random.getrandbits(64):016x}"
 
 
+_BLAKE2B_8 = hashlib.blake2b(digest_size=8)
+
+
 def payload_digest(payload: bytes) -> str:
-    return hashlib.blake2b(payload, digest_size=8).hexdigest()
+    digest = _BLAKE2B_8.copy()  # cheaper than parsing the constructor's arguments
+    digest.update(payload)
+    return digest.hexdigest()
 
 
 def temp_channel_id(uids: list[str]) -> str:

@@ -47,8 +47,8 @@ class ChannelHead:
     epoch: str
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
+class LogEntry(msgspec.Struct, frozen=True):
+    # A Struct, not a dataclass: made per message read (5x cheaper to create).
     seq: int
     message: StoredMessage
 
@@ -70,8 +70,7 @@ def message_field(fields: list[bytes]) -> bytes:
     return fields[fields.index(b"m") + 1]
 
 
-@dataclass(frozen=True, slots=True)
-class RawEntry:
+class RawEntry(msgspec.Struct, frozen=True):
     """A log entry before decoding: its seq and the stored message bytes."""
 
     seq: int
