@@ -1,0 +1,123 @@
+"""The append script's EVALSHA command in RESP, built for the send path. Pure.
+
+Byte for byte what ``redis_batch.pack("EVALSHA", sha, 8, *keys, *args)`` of
+:func:`broker.scripts.append_call` gives, but the parts fixed per channel (the
+command head with its eight keys, and the channel's type and id) are packed once
+and kept: packing the ~27 arguments one by one was the largest Python cost of a
+send after the HTTP server's own.
+"""
+
+from __future__ import annotations
+
+from broker.keys import ChannelKeys, Keys, client_msg_no_field, id_field
+
+# KEYS of lua/append.lua, in order; ARGV follows in append_call's order.
+APPEND_KEYS = 8
+APPEND_ARGS = 16
+# A bound on the cached channels: past it the cache starts over (one dict, no LRU
+# bookkeeping per send; a miss costs one pack of the channel's keys).
+MAX_CACHED_CHANNELS = 4096
+
+
+def bulk(data: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(data), data)
+
+
+def bulk_int(value: int) -> bytes:
+    return bulk(b"%d" % value)
+
+
+def channel_keys(channel: ChannelKeys, dispatch: str) -> list[str]:
+    """The append script's KEYS for ``channel``."""
+    return [
+        channel.meta,
+        channel.log,
+        channel.badge,
+        channel.index,
+        dispatch,
+        channel.members,
+        channel.blacklist,
+        channel.whitelist,
+    ]
+
+
+_RED_DOT = (bulk(b"0"), bulk(b"1"))
+_EMPTY = bulk(b"")
+
+
+class AppendPacker:
+    """Packs appends for one script sha, key layout and retention."""
+
+    def __init__(self, sha: str, keys: Keys, retention: int) -> None:
+        self.keys = keys
+        self._command = (
+            b"*%d\r\n" % (3 + APPEND_KEYS + APPEND_ARGS)
+            + bulk(b"EVALSHA")
+            + bulk(sha.encode())
+            + bulk_int(APPEND_KEYS)
+        )
+        self._retention = bulk_int(retention)
+        self._ttls: dict[int, bytes] = {}
+        # (channel_type, channel_id) -> (head with KEYS, channel type and id args)
+        self._channels: dict[tuple[int, str], tuple[bytes, bytes]] = {}
+
+    def _channel(self, channel_type: int, channel_id: str) -> tuple[bytes, bytes]:
+        found = self._channels.get((channel_type, channel_id))
+        if found is not None:
+            return found
+        channel = self.keys.channel(channel_type, channel_id)
+        keys = channel_keys(channel, self.keys.dispatch(channel.shard))
+        head = self._command + b"".join(bulk(k.encode()) for k in keys)
+        ident = bulk_int(channel_type) + bulk(channel_id.encode())
+        if len(self._channels) >= MAX_CACHED_CHANNELS:
+            self._channels.clear()
+        found = self._channels[channel_type, channel_id] = (head, ident)
+        return found
+
+    def _ttl(self, dedupe_ttl: int) -> bytes:
+        found = self._ttls.get(dedupe_ttl)
+        if found is None:
+            if len(self._ttls) > 16:  # set per process; a bound all the same
+                self._ttls.clear()
+            found = self._ttls[dedupe_ttl] = bulk_int(dedupe_ttl)
+        return found
+
+    def pack(
+        self,
+        *,
+        channel_type: int,
+        channel_id: str,
+        message: bytes,
+        red_dot: bool,
+        dedupe_ttl: int,
+        message_id: int,
+        client_msg_no: str,
+        from_uid: str,
+        digest: str,
+        new_epoch: str,
+        now_ms: int,
+        origin_conn: str = "",
+        check_uid: str = "",
+    ) -> bytes:
+        head, ident = self._channel(channel_type, channel_id)
+        by_id, by_cmn = id_field(message_id), client_msg_no_field(client_msg_no)
+        return b"".join(
+            (
+                head,
+                bulk(message),
+                _RED_DOT[1 if red_dot else 0],
+                self._ttl(dedupe_ttl),
+                bulk(by_id.field),
+                bulk_int(by_id.bucket_hash),
+                bulk(by_cmn.field),
+                bulk_int(by_cmn.bucket_hash),
+                bulk(digest.encode()),
+                bulk(new_epoch.encode()),
+                bulk_int(now_ms),
+                bulk(origin_conn.encode()) if origin_conn else _EMPTY,
+                ident,
+                bulk(from_uid.encode()),
+                bulk(check_uid.encode()) if check_uid else _EMPTY,
+                self._retention,
+            )
+        )
