@@ -9,7 +9,7 @@ send after the HTTP server's own.
 
 from __future__ import annotations
 
-from broker.keys import ChannelKeys, Keys, client_msg_no_field, id_field
+from broker.keys import ChannelKeys, Keys, client_msg_no_digest, id_digest
 
 # KEYS of lua/append.lua, in order; ARGV follows in append_call's order.
 APPEND_KEYS = 8
@@ -100,17 +100,17 @@ class AppendPacker:
         check_uid: str = "",
     ) -> bytes:
         head, ident = self._channel(channel_type, channel_id)
-        by_id, by_cmn = id_field(message_id), client_msg_no_field(client_msg_no)
+        by_id, by_cmn = id_digest(message_id), client_msg_no_digest(client_msg_no)
         return b"".join(
             (
                 head,
                 bulk(message),
                 _RED_DOT[1 if red_dot else 0],
                 self._ttl(dedupe_ttl),
-                bulk(by_id.field),
-                bulk_int(by_id.bucket_hash),
-                bulk(by_cmn.field),
-                bulk_int(by_cmn.bucket_hash),
+                bulk(by_id[:8]),
+                bulk_int(int.from_bytes(by_id[8:], "big")),
+                bulk(by_cmn[:8]),
+                bulk_int(int.from_bytes(by_cmn[8:], "big")),
                 bulk(digest.encode()),
                 bulk(new_epoch.encode()),
                 bulk_int(now_ms),

@@ -186,19 +186,31 @@ _ID_HASH = hashlib.blake2b(b"i", digest_size=12)
 _CLIENT_MSG_NO_HASH = hashlib.blake2b(b"c", digest_size=12)
 
 
-def _index_field(seeded: hashlib.blake2b, value: bytes) -> IndexField:
+def _index_digest(seeded: hashlib.blake2b, value: bytes) -> bytes:
     hasher = seeded.copy()
     hasher.update(value)
-    digest = hasher.digest()
+    return hasher.digest()
+
+
+def id_digest(message_id: int) -> bytes:
+    """12 bytes: the field (first 8) and bucket hash (last 4) of :func:`id_field`."""
+    return _index_digest(_ID_HASH, b"%d" % message_id)
+
+
+def client_msg_no_digest(client_msg_no: str) -> bytes:
+    return _index_digest(_CLIENT_MSG_NO_HASH, client_msg_no.encode())
+
+
+def _index_field(digest: bytes) -> IndexField:
     return IndexField(digest[:8], int.from_bytes(digest[8:], "big"))
 
 
 def id_field(message_id: int) -> IndexField:
-    return _index_field(_ID_HASH, b"%d" % message_id)
+    return _index_field(id_digest(message_id))
 
 
 def client_msg_no_field(client_msg_no: str) -> IndexField:
-    return _index_field(_CLIENT_MSG_NO_HASH, client_msg_no.encode())
+    return _index_field(client_msg_no_digest(client_msg_no))
 
 
 def index_epoch(seq: int) -> int:
