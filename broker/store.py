@@ -10,6 +10,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
+from broker.append_pack import AppendPacker
 from broker.batching import TickBatcher
 from broker.durability import FsyncGate
 from broker.keys import ChannelKeys, Keys
@@ -121,6 +122,7 @@ class Store:
         # Strict durability: appends are acknowledged only once fsynced.
         self.gate = gate or FsyncGate()
         self.retention = retention  # log entries kept per channel; 0 = all
+        self._packer = AppendPacker(self.scripts.append_script.sha, keys, retention)
 
     async def _read(self, *command: str | int) -> Any:
         """One read command, raw reply; concurrent reads share a batch."""
@@ -135,20 +137,11 @@ class Store:
         replies = await run_packed(self.redis, batch)
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
-            await self.redis.script_load(self._append_script.script)
+            await self.redis.script_load(self.scripts.append_script.script)
             again = await run_packed(self.redis, [batch[i] for i in missing])
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
         return replies
-
-    @property
-    def _append_script(self) -> Any:
-        # The append script of broker/scripts.py (its sha and source).
-        return self.scripts._append
-
-    def _pack_append(self, call: tuple[list[str], list[Any]]) -> bytes:
-        keys, args = call
-        return pack("EVALSHA", self._append_script.sha, len(keys), *keys, *args)
 
     # -- writes ---------------------------------------------------------------------
     async def append(
@@ -163,18 +156,33 @@ class Store:
     ) -> AppendOutcome:
         """Store ``message``; with ``check_uid`` the script also refuses that client
         sender unless he may send into the channel (sender_check.lua)."""
-        call = self._append_call(
-            message,
+        if self.gate.waits:
+            call = self._append_call(
+                message,
+                dedupe_ttl=dedupe_ttl,
+                digest=digest,
+                new_epoch=new_epoch,
+                origin_conn=origin_conn,
+                check_uid=check_uid,
+            )
+            return (await self._append_fsynced([call]))[0]
+        packed = self._packer.pack(
+            channel_type=message.channel_type,
+            channel_id=message.channel_id,
+            message=_encode(message),
+            red_dot=bool(message.red_dot),
             dedupe_ttl=dedupe_ttl,
+            message_id=message.message_id,
+            client_msg_no=message.client_msg_no,
+            from_uid=message.from_uid,
             digest=digest,
             new_epoch=new_epoch,
+            now_ms=message.timestamp_ms,
             origin_conn=origin_conn,
             check_uid=check_uid,
         )
-        if self.gate.waits:
-            return (await self._append_fsynced([call]))[0]
         # Concurrent sends share one batch (see batching.py).
-        return parse_append(await self._appends.submit(self._pack_append(call)))
+        return parse_append(await self._appends.submit(packed))
 
     async def refusal(
         self, message: StoredMessage, check_uid: str

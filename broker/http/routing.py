@@ -46,9 +46,9 @@ MANAGER = Caller()
 TokenCheck = Callable[[str, str], Awaitable[bool]]
 
 
-@dataclass(frozen=True, slots=True)
-class Call(Generic[B]):
-    """What a handler gets: the raw request, the decoded input and the caller."""
+class Call(msgspec.Struct, Generic[B], frozen=True):
+    """What a handler gets: the raw request, the decoded input and the caller.
+    A Struct, not a dataclass: one is made per request (several times cheaper)."""
 
     request: web.Request
     body: B
