@@ -158,7 +158,7 @@ def _describe(exc: BaseException, settings: Settings) -> str:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from broker.gc_tuning import tune_gc
+    from broker.gc_tuning import tune_for_serving
     from broker.runtime import run
 
     if args.command == "up":
@@ -168,13 +168,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "api":
         from broker.serve import serve_api
 
-        tune_gc()
         run(lambda: serve_api(settings), use_uvloop=settings.uvloop)
         return EXIT_OK
     if args.command == "worker":
         from workers.main import run_worker
 
-        tune_gc()
+        # The api tunes its collector in serve_api; full collections stalled
+        # the worker's fan-out 20-50 ms too (B5).
+        tune_for_serving()
         run(lambda: run_worker(settings), use_uvloop=settings.uvloop)
         return EXIT_OK
     if args.command == "bench":

@@ -1,24 +1,23 @@
-"""Garbage collector settings of the long-running processes (api, worker).
+"""Garbage-collector settings for long-running server processes.
 
-A full collection walks every tracked object; in a process that has imported
-aiohttp, redis-py, msgspec and anyio that is a few hundred thousand objects and
-took 20-50 ms on the benchmark machine (measured with ``gc.callbacks`` during B5),
-a stall every delivery in flight waits for. Objects that exist once the process
-has started (modules, classes, functions) are never garbage: ``gc.freeze`` moves
-them out of the collector's way. A larger young generation makes collections
-rarer; each one stays small.
+Every request allocates a few hundred short-lived containers, so with CPython's
+default gen-0 threshold (700) a collection runs every few requests, and the older
+generations keep re-scanning everything imported and built at start-up (modules,
+route tables, compiled scripts). Freezing the start-up heap moves it out of the
+collector's reach, and a larger gen-0 threshold runs collections less often; the
+young objects of a request die by reference counting long before either matters.
 """
 
 from __future__ import annotations
 
 import gc
 
-YOUNG_THRESHOLD = 10_000  # default 700
-OLDER_THRESHOLD = 20  # default 10 (per older generation)
+GEN0_THRESHOLD = 20_000
 
 
-def tune_gc() -> None:
-    """Call once, after the imports and before serving."""
+def tune_for_serving() -> None:
+    """Call once the process is set up, before it serves."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(YOUNG_THRESHOLD, OLDER_THRESHOLD, OLDER_THRESHOLD)
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GEN0_THRESHOLD, gen1, gen2)

@@ -2,21 +2,69 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import msgspec
+
 from broker.channels import InvalidId, check_channel_type, storage_channel_id
 from broker.errors import ApiError, bad_request
 from broker.keys import ChannelKeys, Keys, client_msg_no_field, id_field
 from broker.protocol import (
+    EncodedSyncResponse,
     MessageResp,
     MessagesRequest,
     MessagesResponse,
     MessageSyncRequest,
     MessageSyncResponse,
 )
-from broker.store import LogEntry, Store
+from broker.store import RawEntry, Store, decode_entries, decode_message
 from broker.sync import MAX_SYNC_LIMIT, PULL_UP, SeqWindow, has_more, select_window
 from broker.views import message_resp
 
 MAX_LOOKUPS = 1_000
+
+_json_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPage:
+    """What a messagesync request selected, before it is shaped into an answer."""
+
+    more: int = 0
+    entries: Sequence[RawEntry] = ()
+    epoch: str = ""
+    first_kept: int = 0
+
+
+class EncodedMessages:
+    """The JSON of stored messages as v2 MessageResp, kept for reuse.
+
+    The JSON is a pure function of the entry's seq and its stored bytes, so a
+    cached answer is never stale (a deleted and recreated channel stores other
+    bytes). Many readers of a hot channel then pay one dict lookup per message
+    instead of decode, conversion and encode. Bounded by bytes; when full it starts
+    over, which costs one re-encoding of the hot messages.
+    """
+
+    def __init__(self, max_bytes: int = 16 << 20) -> None:
+        self._max_bytes = max_bytes
+        self._bytes = 0
+        self._cache: dict[tuple[int, bytes], msgspec.Raw] = {}
+
+    def __call__(self, entry: RawEntry) -> msgspec.Raw:
+        key = (entry.seq, entry.data)
+        found = self._cache.get(key)
+        if found is None:
+            encoded = _json_encode(message_resp(entry.seq, decode_message(entry.data)))
+            found = msgspec.Raw(encoded)
+            size = len(entry.data) + len(encoded)
+            if self._bytes + size > self._max_bytes:
+                self._cache.clear()
+                self._bytes = 0
+            self._cache[key] = found
+            self._bytes += size
+        return found
 
 
 def not_found(what: str = "message") -> ApiError:
@@ -27,6 +75,7 @@ class HistoryService:
     def __init__(self, store: Store, keys: Keys) -> None:
         self.store = store
         self.keys = keys
+        self._encoded = EncodedMessages()
 
     def channel(
         self, channel_id: str, channel_type: int, viewer_uid: str
@@ -40,6 +89,33 @@ class HistoryService:
         return self.keys.channel(channel_type, stored)
 
     async def sync(self, req: MessageSyncRequest) -> MessageSyncResponse:
+        page = await self._sync_page(req)
+        entries = decode_entries(page.entries)
+        return MessageSyncResponse(
+            start_message_seq=req.start_message_seq,
+            end_message_seq=req.end_message_seq,
+            more=page.more,
+            messages=[message_resp(e.seq, e.message) for e in entries],
+            epoch=page.epoch,
+            truncated=page.first_kept > 0,
+            first_message_seq=page.first_kept,
+        )
+
+    async def sync_encoded(self, req: MessageSyncRequest) -> EncodedSyncResponse:
+        """:meth:`sync` with each message's JSON from :class:`EncodedMessages`."""
+        page = await self._sync_page(req)
+        encoded = self._encoded
+        return EncodedSyncResponse(
+            start_message_seq=req.start_message_seq,
+            end_message_seq=req.end_message_seq,
+            more=page.more,
+            messages=[encoded(e) for e in page.entries],
+            epoch=page.epoch,
+            truncated=page.first_kept > 0,
+            first_message_seq=page.first_kept,
+        )
+
+    async def _sync_page(self, req: MessageSyncRequest) -> SyncPage:
         if not req.login_uid:
             raise bad_request("login_uid must not be empty")
         if min(req.start_message_seq, req.end_message_seq, req.limit) < 0:
@@ -52,12 +128,7 @@ class HistoryService:
         limit = min(req.limit, MAX_SYNC_LIMIT)
         head = await self.store.head(channel)
         if head.last_seq == 0:
-            return MessageSyncResponse(
-                start_message_seq=req.start_message_seq,
-                end_message_seq=req.end_message_seq,
-                more=0,
-                messages=[],
-            )
+            return SyncPage()
         window = select_window(
             req.start_message_seq,
             req.end_message_seq,
@@ -72,31 +143,28 @@ class HistoryService:
             or (req.start_message_seq == 0 and req.end_message_seq == 0),
         )
         first_kept = await self._first_kept_if_cut(channel, window, entries)
-        return MessageSyncResponse(
-            start_message_seq=req.start_message_seq,
-            end_message_seq=req.end_message_seq,
+        return SyncPage(
             more=has_more(len(entries), window, limit),
-            messages=[message_resp(e.seq, e.message) for e in entries],
+            entries=entries,
             epoch=head.epoch,
-            truncated=first_kept > 0,
-            first_message_seq=first_kept,
+            first_kept=first_kept,
         )
 
     async def _read(
         self, channel: ChannelKeys, window: SeqWindow, *, newest: bool
-    ) -> list[LogEntry]:
+    ) -> list[RawEntry]:
         if window.empty:
             return []
         if newest:
-            return await self.store.read_newest(
+            return await self.store.read_newest_raw(
                 channel, window.first, window.last, window.limit
             )
-        return await self.store.read_range(
+        return await self.store.read_range_raw(
             channel, window.first, window.last, window.limit
         )
 
     async def _first_kept_if_cut(
-        self, channel: ChannelKeys, window: SeqWindow, entries: list[LogEntry]
+        self, channel: ChannelKeys, window: SeqWindow, entries: list[RawEntry]
     ) -> int:
         """The first kept seq when retention removed part of the window, else 0.
 

@@ -8,6 +8,9 @@ Hot paths bind label values once (``.labels(...)`` at import) and keep the child
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from typing import Any
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -26,6 +29,92 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 REGISTRY = CollectorRegistry(auto_describe=True)
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
+
+
+# -- buffered children for the per-request paths ------------------------------------
+# A Prometheus child takes a lock and checks its state on every call (~0.4 µs per
+# counter, ~0.8 µs per histogram observation; four per send). The buffered versions
+# add to plain numbers, moved into the real children just before each collection, so
+# scrapes see the same metrics. The event loop is single-threaded: no lock needed.
+class BufferedCounter:
+    __slots__ = ("_child", "_pending")
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        self._pending = 0
+        _BUFFERED.append(self)
+
+    def inc(self, amount: int = 1) -> None:
+        self._pending += amount
+
+    def flush(self) -> None:
+        if self._pending:
+            amount, self._pending = self._pending, 0
+            self._child.inc(amount)
+
+
+class BufferedHistogram:
+    __slots__ = ("_bounds", "_child", "_counts", "_sum")
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        self._bounds: list[float] = list(child._upper_bounds)  # ends with +Inf
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+        _BUFFERED.append(self)
+
+    def observe(self, value: float) -> None:
+        # The first bucket whose upper bound is >= value, as Histogram.observe.
+        self._counts[bisect_left(self._bounds, value)] += 1
+        self._sum += value
+
+    def flush(self) -> None:
+        counts, total = self._counts, self._sum
+        if not any(counts):
+            return
+        self._counts, self._sum = [0] * len(counts), 0.0
+        self._child._sum.inc(total)
+        for bucket, count in zip(self._child._buckets, counts, strict=True):
+            if count:
+                bucket.inc(count)
+
+
+_BUFFERED: list[BufferedCounter | BufferedHistogram] = []
+
+
+_COUNTERS: dict[Any, BufferedCounter] = {}
+_HISTOGRAMS: dict[Any, BufferedHistogram] = {}
+
+
+def buffered_counter(child: Any) -> BufferedCounter:
+    """The one buffer of a counter child (apps made again share it)."""
+    found = _COUNTERS.get(child)
+    if found is None:
+        found = _COUNTERS[child] = BufferedCounter(child)
+    return found
+
+
+def buffered_histogram(child: Any) -> BufferedHistogram:
+    found = _HISTOGRAMS.get(child)
+    if found is None:
+        found = _HISTOGRAMS[child] = BufferedHistogram(child)
+    return found
+
+
+def flush_buffered() -> None:
+    for buffered in _BUFFERED:
+        buffered.flush()
+
+
+class _FlushBeforeCollect:
+    """Registered before every metric: the registry collects in registration order."""
+
+    def collect(self) -> list[Any]:
+        flush_buffered()
+        return []
+
+
+REGISTRY.register(_FlushBeforeCollect())
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -177,17 +266,18 @@ SEND_OUTCOMES = {
     "command": ("published", "refused"),
 }
 _MESSAGES = {
-    (k, o): MESSAGES.labels(k, o)
+    (k, o): buffered_counter(MESSAGES.labels(k, o))
     for k, outcomes in SEND_OUTCOMES.items()
     for o in outcomes
 }
-_SEND_SECONDS = {k: SEND_SECONDS.labels(k) for k in SEND_KINDS}
+_SEND_SECONDS = {k: buffered_histogram(SEND_SECONDS.labels(k)) for k in SEND_KINDS}
+_DEDUPE_HITS = buffered_counter(DEDUPE_HITS)
 
 
 def count_sends(kind: str, outcome: str, count: int = 1) -> None:
     _MESSAGES[kind, outcome].inc(count)
     if outcome in ("duplicate", "conflict"):
-        DEDUPE_HITS.inc(count)
+        _DEDUPE_HITS.inc(count)
 
 
 def record_send(kind: str, outcome: str, seconds: float, count: int = 1) -> None:

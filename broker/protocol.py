@@ -161,6 +161,19 @@ class MessageSyncResponse(msgspec.Struct, frozen=True, kw_only=True):
     first_message_seq: int = 0
 
 
+class EncodedSyncResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """:class:`MessageSyncResponse` with each message already JSON-encoded (the
+    HTTP answer: messages of a hot channel are encoded once, see history.py)."""
+
+    start_message_seq: int
+    end_message_seq: int
+    more: int
+    messages: list[msgspec.Raw]
+    epoch: str = ""
+    truncated: bool = False
+    first_message_seq: int = 0
+
+
 class MaxSeqResponse(msgspec.Struct, frozen=True, kw_only=True):
     message_seq: int
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -13,25 +13,31 @@ from broker.settings import ConfigError, Settings
 
 # Fail fast during an outage (the API answers 503) instead of hanging requests.
 _RETRY = Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2)
-# redis-py >= 6 caps a pool at 100 connections and then fails commands with "Too
-# many connections". A gateway checks many tokens at once and a burst of requests
-# can want more than 100 connections, so the default cap sits well above that.
-MAX_CONNECTIONS = 4096
+# A bounded pool that makes callers wait for a free connection: when 1,000 WebSocket
+# clients reconnect at once after a restart, their token checks queue on these
+# connections (each a sub-millisecond round trip) instead of opening a connection
+# apiece and keeping hundreds of idle ones open against Redis's `maxclients`.
+# (A plain pool would fail commands with "Too many connections" at its cap.)
+MAX_CONNECTIONS = 128
 
 
 def connect(
     url: str, *, timeout: float = 5.0, max_connections: int = MAX_CONNECTIONS
 ) -> Redis:
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
-        decode_responses=False,
         max_connections=max_connections,
+        timeout=timeout,  # the longest wait for a free connection
+        decode_responses=False,
         socket_connect_timeout=1.0,
         socket_timeout=timeout,
         retry=_RETRY,
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         health_check_interval=10,
     )
+    client = Redis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # aclose() closes the pool too
+    return client
 
 
 def keys_for(settings: Settings) -> Keys:

@@ -14,6 +14,7 @@ import anyio
 from aiohttp import web
 
 from broker.gateway.server import Gateway, create_gateway_server
+from broker.gc_tuning import tune_for_serving
 from broker.http.app import create_app
 from broker.http.context import READINESS
 from broker.runtime import wait_for_shutdown_signal
@@ -68,6 +69,7 @@ async def serve_api(settings: Settings) -> None:
                 host, port = split_addr(addr)
                 await web.TCPSite(runner, host, port, backlog=1024).start()
                 log.info("%s listening on %s://%s:%d", name, scheme, host, port)
+            tune_for_serving()
             signum = await wait_for_shutdown_signal()
             log.info("received %s; draining (grace %.0f s)", signum.name, grace)
             with anyio.move_on_after(grace * DRAIN_HOOKS_SHARE):

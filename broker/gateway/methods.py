@@ -75,7 +75,7 @@ class Methods:
         except msgspec.ValidationError as exc:
             self.fail(session, None, frames.INVALID_REQUEST, f"invalid request: {exc}")
             return
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:  # too deep: not a crash
             self.fail(session, None, frames.PARSE_ERROR, f"invalid JSON: {exc}")
             return
         rid = envelope.id

@@ -450,7 +450,7 @@ class Session:
             return None
         try:
             envelope = frames.decode_envelope(raw)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             await self._refuse(
                 frames.error(None, frames.PARSE_ERROR, f"invalid frame: {exc}"),
                 CloseCode.POLICY,

@@ -26,7 +26,7 @@ from broker.http import (
     routes_user,
 )
 from broker.http.context import DOCS_HTML, OPENAPI, READINESS, SERVICES
-from broker.http.observe import observe
+from broker.http.observe import UNMATCHED, observed
 from broker.http.routing import Route, bind, error_response
 from broker.metrics import REDIS_ERRORS
 from broker.openapi import build_openapi
@@ -56,34 +56,49 @@ _HTTP_MESSAGES = {
     413: "request body too large",
 }
 
-RequestHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-@web.middleware
-async def errors_as_json(
-    request: web.Request, handler: RequestHandler
-) -> web.StreamResponse:
+def error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
     """Every failure becomes ``{"status", "msg"}``; never a traceback."""
-    try:
-        return await handler(request)
-    except ApiError as exc:
+    if isinstance(exc, ApiError):
         return error_response(exc.status, exc.msg, exc.reason_code)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+    if isinstance(exc, msgspec.ValidationError | msgspec.DecodeError):
         return error_response(400, f"invalid request: {exc}")
-    except UnicodeError:
+    if isinstance(exc, UnicodeError):
         return error_response(400, "invalid request: the body is not valid UTF-8")
-    except _UNAVAILABLE:
+    if isinstance(exc, _UNAVAILABLE):
         REDIS_ERRORS.labels("http").inc()
         log.warning("redis unavailable during %s %s", request.method, request.path)
         return error_response(503, "storage is unavailable; nothing was stored")
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         msg = _HTTP_MESSAGES.get(exc.status, exc.reason)
         return error_response(exc.status, msg)
-    except Exception:
-        log.exception("unexpected error in %s %s", request.method, request.path)
-        return error_response(500, "internal error")
+    log.error("unexpected error in %s %s", request.method, request.path, exc_info=exc)
+    return error_response(500, "internal error")
+
+
+def allowed_methods(routes: list[Route]) -> dict[str, frozenset[str]]:
+    """Path → the methods it answers."""
+    allowed: dict[str, set[str]] = {}
+    for route in routes:
+        allowed.setdefault(route.path, set()).add(route.method)
+    return {path: frozenset(methods) for path, methods in allowed.items()}
+
+
+def not_routed(routes: list[Route]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The catch-all answer: 405 on a known path, else 404."""
+    allowed = allowed_methods(routes)
+
+    async def answer(request: web.Request) -> web.Response:
+        methods = allowed.get(request.path)
+        if methods is None:
+            return error_response(404, _HTTP_MESSAGES[404])
+        response = error_response(405, _HTTP_MESSAGES[405])
+        response.headers["Allow"] = ",".join(sorted(methods))
+        return response
+
+    return answer
 
 
 def _add_checks(readiness: Readiness, services: Services) -> None:
@@ -97,9 +112,8 @@ def _add_checks(readiness: Readiness, services: Services) -> None:
 def create_app(settings: Settings, services: Services | None = None) -> web.Application:
     """The HTTP API. With ``services`` given (``jindou api``, shared with the
     gateway) the caller opens, renews and closes them; otherwise the app does."""
-    app = web.Application(
-        middlewares=[observe, errors_as_json], client_max_size=settings.max_body
-    )
+    # No middlewares: each route is wrapped once here (see observe.py).
+    app = web.Application(client_max_size=settings.max_body)
     app[READINESS] = Readiness()
     spec = build_openapi(
         ROUTES,
@@ -115,9 +129,14 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
         return await svc.users.token_valid(uid, token)
 
     for route in ROUTES:
+        handler = bind(route, settings.manager_token, check_user)
         app.router.add_route(
-            route.method, route.path, bind(route, settings.manager_token, check_user)
+            route.method, route.path, observed(route.path, handler, error_answer)
         )
+    # Last, so it only answers what no route matched (404, or 405 on a known path).
+    app.router.add_route(
+        "*", "/{tail:.*}", observed(UNMATCHED, not_routed(ROUTES), error_answer)
+    )
 
     if services is not None:
         app[SERVICES] = services

@@ -14,6 +14,7 @@ from broker.messages import client_sender, http_sender
 from broker.protocol import (
     CmdSyncAckRequest,
     CmdSyncRequest,
+    EncodedSyncResponse,
     HealthResponse,
     MaxSeqResponse,
     MessageRequest,
@@ -73,10 +74,11 @@ async def send_batch(call: Call[SendBatchRequest]) -> SendBatchResponse:
     return await services(call.request).messages.send_batch(call.body)
 
 
-async def message_sync(call: Call[MessageSyncRequest]) -> MessageSyncResponse:
+async def message_sync(call: Call[MessageSyncRequest]) -> EncodedSyncResponse:
     q = call.body
     await require_reader(call, q.login_uid, q.channel_id, q.channel_type)
-    return await services(call.request).history.sync(call.body)
+    # The same JSON as MessageSyncResponse, with the messages encoded once.
+    return await services(call.request).history.sync_encoded(call.body)
 
 
 async def max_message_seq(call: Call[ChannelQuery]) -> MaxSeqResponse:

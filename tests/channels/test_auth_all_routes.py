@@ -26,7 +26,8 @@ def registered_routes(app) -> list[tuple[str, str]]:
         {
             (route.method, route.resource.canonical)
             for route in app.router.routes()
-            if route.method != "HEAD"
+            # HEAD is implied by GET; "*" is the catch-all answering 404/405
+            if route.method not in ("HEAD", "*")
         }
     )
 

@@ -154,6 +154,9 @@ class Report:
     conv_mismatch: int = 0
     webhook_missing: int = 0
     webhook_dup_effects: int = 0
+    client_lost: int = (
+        0  # stored, but a member's client got it neither live nor by sync
+    )
     # Not violations: figures that describe the run.
     acked: int = 0
     stored: int = 0
@@ -175,6 +178,7 @@ class Report:
         "conv_mismatch",
         "webhook_missing",
         "webhook_dup_effects",
+        "client_lost",
     )
 
     def violations(self) -> dict[str, int]:
@@ -411,6 +415,47 @@ def check_webhooks(
             if prefix + str(e.message.message_id) not in received:
                 report.webhook_missing += 1
     report.webhook_dup_effects += sum(1 for n in received.values() if n > 1)
+    return report
+
+
+async def channel_members(
+    redis: Any, keys: Keys, channels: Iterable[Channel]
+) -> dict[Channel, list[str]]:
+    """Recipients with per-member rows: the two parties of a person channel, the
+    subscribers of any other channel; channels flagged large keep no rows and are
+    left out (DESIGN: large channels)."""
+    out: dict[Channel, list[str]] = {}
+    for channel in channels:
+        if channel[0] == ChannelType.PERSON:
+            out[channel] = sorted(channel[1].split("@"))
+            continue
+        ck = keys.channel(*channel)
+        if await redis.hget(ck.meta, "large") in (b"1", "1"):
+            continue
+        out[channel] = sorted(_text(m) for m in await redis.smembers(ck.members))
+    return out
+
+
+def check_client_views(
+    states: Mapping[Channel, ChannelState],
+    views: Mapping[str, Mapping[Channel, set[int]]],
+    members: Mapping[Channel, Iterable[str]],
+    report: Report,
+) -> Report:
+    """Every stored message of a channel reached each member's client (live, or
+    by offset after a resync hint): ``views`` maps uid → channel → seqs held."""
+    for channel, uids in members.items():
+        state = states.get(channel)
+        if state is None:
+            continue
+        stored = {e.seq for e in state.entries}
+        for uid in uids:
+            if uid not in views:
+                continue  # no client of this uid in the run
+            missing = stored - views[uid].get(channel, set())
+            if missing:
+                report.client_lost += len(missing)
+                report.note(f"{uid} never got {channel} seqs {sorted(missing)[:5]}")
     return report
 
 

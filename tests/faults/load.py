@@ -57,9 +57,11 @@ class Workload:
         return spec.channel_type, spec.channel_id, sender
 
 
-def payload_for(client_msg_no: str) -> str:
-    # The same identity always carries the same payload, so a retry is not a 409.
-    return base64.b64encode(f"m:{client_msg_no}".encode()).decode()
+def payload_for(client_msg_no: str, size: int = 0) -> str:
+    # The same identity always carries the same payload, so a retry is not a 409;
+    # ``size`` pads it (bulky messages fill slow readers' queues sooner).
+    text = f"m:{client_msg_no}:" + "x" * size
+    return base64.b64encode(text.encode()).decode()
 
 
 @dataclass
@@ -86,7 +88,9 @@ class LoadClient:
         stats: LoadStats,
         *,
         timeout: float = 5.0,
+        payload_bytes: int = 0,
     ) -> None:
+        self.payload_bytes = payload_bytes
         self.session = session
         self.base_url = base_url
         self.token = token
@@ -104,7 +108,7 @@ class LoadClient:
             "channel_id": channel_id,
             "channel_type": channel_type,
             "client_msg_no": cmn,
-            "payload": payload_for(cmn),
+            "payload": payload_for(cmn, self.payload_bytes),
         }
         started = time.monotonic()
         status: int | str

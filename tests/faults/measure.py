@@ -30,7 +30,14 @@ from broker.redis_conn import connect, keys_for
 from broker.redis_server import RedisProcess, free_port
 from broker.settings import Settings
 from tests.conftest import MANAGER_TOKEN
-from tests.faults.ledger import Ledger, check, check_projections, dispatch_drained
+from tests.faults.cluster import create_groups
+from tests.faults.ledger import (
+    Ledger,
+    channel_members,
+    check,
+    check_projections,
+    dispatch_drained,
+)
 from tests.faults.load import LoadClient, LoadStats, Workload, run_load
 from tests.faults.procs import (
     ApiChild,
@@ -176,6 +183,7 @@ async def _soak(
         )
     async with aiohttp.ClientSession() as session:
         client = LoadClient(session, lambda: api.url, MANAGER_TOKEN, ledger, stats)
+        await create_groups(session, api.url, workload)  # subscribers: group unread
         done = anyio.Event()
 
         async def monitor() -> None:
@@ -227,8 +235,8 @@ async def _soak(
             with anyio.fail_after(120):
                 while not await dispatch_drained(probe, keys):
                     await anyio.sleep(0.2)
-            members = {ch: sorted(ch[1].split("@")) for ch in states if ch[0] == 1}
-            await check_projections(probe, keys, ledger, states, members, report)
+            recipients = await channel_members(probe, keys, states)
+            await check_projections(probe, keys, ledger, states, recipients, report)
         used_memory = (await probe.info("memory"))["used_memory"]
     finally:
         await probe.aclose()

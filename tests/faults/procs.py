@@ -87,6 +87,8 @@ class Child:
             return
         assert self.proc is not None
         self.proc.terminate()
+        with contextlib.suppress(OSError):
+            os.kill(self.proc.pid, signal.SIGCONT)  # a stopped child must see it
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -105,13 +107,27 @@ class Child:
 
 class ApiChild(Child):
     def __init__(self, settings: Settings, log_path: Path, **env: str) -> None:
-        self.port = free_port()
-        settings = msgspec.structs.replace(settings, api_addr=f"127.0.0.1:{self.port}")
+        # Free ports for both listeners: never the defaults (5001, 5200).
+        self.port, self.ws_port = free_port(), free_port()
+        settings = msgspec.structs.replace(
+            settings,
+            api_addr=f"127.0.0.1:{self.port}",
+            ws_addr=f"127.0.0.1:{self.ws_port}",
+        )
         super().__init__("api", process_env(settings, **env), log_path)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ws_port}"
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` (SIGSTOP, SIGCONT) to this child only."""
+        assert self.proc is not None and self.alive()
+        os.kill(self.proc.pid, signum)
 
     def wait_healthy(self, timeout: float = 20.0) -> ApiChild:
         deadline = time.monotonic() + timeout

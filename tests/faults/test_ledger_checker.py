@@ -11,6 +11,9 @@ from tests.faults.ledger import (
     ChannelState,
     Entry,
     Ledger,
+    Report,
+    channel_members,
+    check_client_views,
     check_log,
     check_projections,
     check_webhooks,
@@ -195,3 +198,67 @@ def test_ledger_round_trips_through_jsonl(tmp_path):
         ((2, "g1", "a", "1"), OK, 1, 0),
         ((2, "g1", "b", "2"), UNKNOWN, 0, 503),
     ]
+
+
+async def test_group_unread_is_checked_for_every_subscriber(redis, settings):
+    """Group channels: members come from the subscriber set; each member's unread
+    is the red-dot messages of others after its read position. A planted wrong
+    count (one member's read marker moved past what the badge says) is caught,
+    and so is a member left without a row."""
+    keys = Keys(settings.key_prefix, settings.shards)
+    ledger = Ledger()
+    acked(ledger, "a", "1", 1)
+    acked(ledger, "b", "2", 2)
+    acked(ledger, "a", "3", 3)
+    entries = [msg(1, "a", "1"), msg(2, "b", "2"), msg(3, "a", "3", red_dot=0)]
+    states = {G: ChannelState("e1", 3, entries)}
+    await redis.sadd(keys.channel(*G).members, "a", "b", "c")
+    members = await channel_members(redis, keys, states)
+    assert members == {G: ["a", "b", "c"]}
+    badge = keys.channel(*G).badge
+    await redis.setbit(badge, 1, 1)
+    await redis.setbit(badge, 2, 1)  # seq 3 has red_dot 0: no bit
+    field = conv_field(G)
+    # a: own 3, unread 0; b: own 2, unread 0 (3 is not red-dot); c: unread 2.
+    rows = {"a": "0,3,0", "b": "0,2,0", "c": "0,0,0"}
+    for uid, row in rows.items():
+        await redis.hset(keys.conversations(uid), field, row)
+        await redis.zadd(keys.recent(uid), {field: 1})
+    report = await check_projections(
+        redis, keys, ledger, states, members, check_log(ledger, states)
+    )
+    assert report.clean, report.summary()
+    assert report.rows_checked == 3
+
+    # Planted: c's unread shows 1 where 2 are due (a lost badge bit).
+    await redis.setbit(badge, 1, 0)
+    report = await check_projections(
+        redis, keys, ledger, states, members, check_log(ledger, states)
+    )
+    assert report.unread_mismatch == 1
+    assert report.details == ["c (2, 'g1'): unread 1, model 2"]
+    await redis.setbit(badge, 1, 1)
+
+    # Planted: a member with no row although a message concerns it.
+    await redis.hdel(keys.conversations("c"), field)
+    report = await check_projections(
+        redis, keys, ledger, states, members, check_log(ledger, states)
+    )
+    assert report.conv_mismatch == 1
+
+    # A channel flagged large keeps no per-member rows: it is not checked.
+    await redis.hset(keys.channel(*G).meta, "large", "1")
+    assert await channel_members(redis, keys, states) == {}
+
+
+def test_client_lost_counts_what_a_member_never_got():
+    _, states = base()
+    members = {G: ["a", "b"]}
+    report = check_client_views(
+        states, {"a": {G: {1, 2}}, "b": {G: {2}}}, members, Report()
+    )
+    assert report.client_lost == 1
+    assert "b never got" in report.details[0]
+    # A uid without a client in the run is not counted.
+    report = check_client_views(states, {"a": {G: {1, 2}}}, members, Report())
+    assert report.clean

@@ -13,8 +13,16 @@ import pytest
 
 from broker.redis_conn import connect, keys_for
 from tests.conftest import MANAGER_TOKEN
+from tests.faults.cluster import create_groups
 from tests.faults.conftest import settings_for
-from tests.faults.ledger import OK, Ledger, check, check_projections, dispatch_drained
+from tests.faults.ledger import (
+    OK,
+    Ledger,
+    channel_members,
+    check,
+    check_projections,
+    dispatch_drained,
+)
 from tests.faults.load import LoadClient, LoadStats, Workload, run_load
 
 # Needs the fan-out workers (conversations, unread); skipped in a checkout without them.
@@ -38,12 +46,14 @@ async def worker_kill_case(procs, aof_redis, *, total: int, rate: float, kills: 
     settings = settings_for(aof_redis)
     api = procs.api(settings)
     workers = [procs.worker(settings) for _ in range(2)]
-    workload = Workload.small(dms=10, groups=0)
+    # DMs and groups: unread is checked for every subscriber of a group too.
+    workload = Workload.small(dms=10, groups=3, group_size=4)
     ledger, stats = Ledger(), LoadStats()
     rng = random.Random(3)
     done = anyio.Event()
     async with aiohttp.ClientSession() as session:
         client = LoadClient(session, lambda: api.url, MANAGER_TOKEN, ledger, stats)
+        await create_groups(session, api.url, workload)
 
         async def killer() -> None:
             for n in range(kills):
@@ -59,7 +69,8 @@ async def worker_kill_case(procs, aof_redis, *, total: int, rate: float, kills: 
                 await anyio.sleep(0.2)
                 spec = rng.choice(workload.channels)
                 uid, peer = rng.sample(spec.members, 2)
-                channel = ledger.invoke(spec.channel_type, peer, uid, "-").channel
+                named = peer if spec.channel_type == 1 else spec.channel_id
+                channel = ledger.invoke(spec.channel_type, named, uid, "-").channel
                 ledger.ops.pop()  # only used to name the channel
                 lower = max(
                     (
@@ -71,7 +82,11 @@ async def worker_kill_case(procs, aof_redis, *, total: int, rate: float, kills: 
                 )
                 async with session.post(
                     f"{api.url}/conversations/clearUnread",
-                    json={"uid": uid, "channel_id": peer, "channel_type": 1},
+                    json={
+                        "uid": uid,
+                        "channel_id": named,
+                        "channel_type": spec.channel_type,
+                    },
                     headers={"token": MANAGER_TOKEN},
                 ) as resp:
                     if resp.status == 200:
@@ -87,13 +102,16 @@ async def worker_kill_case(procs, aof_redis, *, total: int, rate: float, kills: 
     try:
         keys = keys_for(settings)
         report, states = await check(redis, keys, ledger)
-        members = {ch: sorted(ch[1].split("@")) for ch in states}
+        members = await channel_members(redis, keys, states)
         await check_projections(redis, keys, ledger, states, members, report)
     finally:
         await redis.aclose()
     assert report.clean, report.summary()
     # The projections were really compared, read markers included.
-    assert report.rows_checked >= 2 * sum(1 for st in states.values() if st.entries)
+    assert report.rows_checked >= sum(
+        len(members[ch]) for ch, st in states.items() if st.entries
+    )
+    assert any(ch[0] == 2 for ch in members)
     assert ledger.mark_reads
     assert all(w.alive() for w in workers)
     return report, drain_s

@@ -15,6 +15,8 @@ def registered_routes(app) -> set[tuple[str, str]]:
     for route in app.router.routes():
         if route.method in ("HEAD", "OPTIONS"):
             continue  # implied by GET / CORS; not operations of their own
+        if route.method == "*":
+            continue  # the catch-all that answers 404/405 for unknown paths
         found.add((route.method.lower(), route.resource.canonical))
     return found
 

@@ -76,3 +76,26 @@ async def test_a_cancelled_caller_does_not_cancel_the_others():
     with pytest.raises(asyncio.CancelledError):
         await first
     assert run.batches == [[1, 2]]
+
+
+async def test_calls_queued_behind_a_running_batch_go_together():
+    run = Recorder(delay=0.02)
+    batcher = TickBatcher(run, max_in_flight=1)
+    first = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.sleep(0.005)  # the first batch is running
+    later = [asyncio.ensure_future(batcher.submit(i)) for i in (2, 3)]
+    await asyncio.sleep(0)
+    more = asyncio.ensure_future(batcher.submit(4))
+    assert await asyncio.gather(first, *later, more) == [10, 20, 30, 40]
+    assert run.batches == [[1], [2, 3, 4]]
+
+
+async def test_a_failed_batch_still_lets_the_next_one_run():
+    run = Recorder(delay=0.01, raise_all=ConnectionError("down"))
+    batcher = TickBatcher(run, max_in_flight=1)
+    first = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.sleep(0.002)
+    second = asyncio.ensure_future(batcher.submit(2))
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in results)
+    assert run.batches == [[1], [2]]

@@ -74,13 +74,21 @@ async def run_with_kills(api, redis, settings, workers, messages: int):
         workers.start()
     kill_at = {messages * k // 4 for k in (1, 2, 3)}
     killed = []
+    one_at_a_time = anyio.Lock()
 
-    async def on_progress(n: int) -> None:
-        if n in kill_at:
+    async def kill_and_replace() -> None:
+        async with one_at_a_time:
             killed.append(await kill_mid_batch(redis, settings, workers))
             workers.start()  # the supervisor brings a new one
 
-    await traffic.run(messages, concurrency=8, on_progress=on_progress)
+    async with anyio.create_task_group() as tg:
+
+        async def on_progress(n: int) -> None:
+            # In the background: traffic must go on, or no batch is ever in flight.
+            if n in kill_at:
+                tg.start_soon(kill_and_replace)
+
+        await traffic.run(messages, concurrency=8, on_progress=on_progress)
     end = time.monotonic()
     took = await wait_drained(redis, settings, timeout=30, workers=workers)
     assert time.monotonic() - end <= 30
