@@ -102,6 +102,7 @@ class Session:
     __slots__ = (
         "_closer",
         "_drainer",
+        "_held",
         "_receiving",
         "close_code",
         "close_reason",
@@ -148,6 +149,8 @@ class Session:
         self._receiving = False
         self._drainer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
+        # Frames for the client while it joins: written after its connect result.
+        self._held: list[bytes] | None = None
 
     def may_request(self) -> bool:
         """Take a token of the connection's request rate (any method)."""
@@ -178,6 +181,9 @@ class Session:
         """Write one ready WebSocket frame (``wire.text_frame``)."""
         if self.closing:
             DROPPED_CLOSED.inc()
+            return
+        if self._held is not None:
+            self._held.append(frame)
             return
         outbox = self.outbox
         transport = self.transport
@@ -328,6 +334,7 @@ class Session:
         record = ConnRecord(
             self.conn_id, ctx.services.node_id, self.device_flag, self.device_level
         )
+        self._held = []  # deliveries from now on wait for the connect result
         ctx.hub.add(self)
         try:
             await ctx.presence.register(self.uid, record)
@@ -348,12 +355,17 @@ class Session:
             CONNECTIONS.labels(str(self.device_flag)).dec()
             await self._end()
             raise
-        # Only now: a client told it is connected is reachable by deliveries.
+        # Only now: a client told it is connected is reachable by deliveries, and
+        # the connect result is the first frame it gets.
+        held, self._held = self._held, None
         self.reply(connected)
+        for frame in held or ():
+            self.push(frame)
         return True
 
     async def _end(self) -> None:
         ctx = self.ctx
+        self._held = None
         ctx.hub.remove(self)
         self.finish(CloseCode.NORMAL)
         self.pending.clear()

@@ -587,3 +587,44 @@ async def test_banned_user_cannot_connect(node, redis):
     )
     assert reply["error"]["code"] == 19
     assert await client.closed() == CloseCode.AUTH_FAILED
+
+
+async def test_connect_result_is_the_first_frame_while_messages_flow(node, fanout):
+    """Deliveries that reach a joining connection wait for its connect result."""
+    token = await node.token("bob")
+    stop = anyio.Event()
+    body = {
+        "from_uid": "alice",
+        "channel_id": "bob",
+        "channel_type": 1,
+        "payload": b64({"type": 1, "content": "x"}),
+    }
+
+    async def keep_sending() -> None:
+        while not stop.is_set():
+            status, reply = await node.api.post("/message/send", body)
+            assert status == 200, reply
+
+    firsts = []
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(keep_sending)
+        for attempt in range(30):
+            ws = await node.raw()
+            params = {
+                "uid": "bob",
+                "token": token,
+                "deviceFlag": 2,
+                "deviceId": f"bob-{attempt}",
+                "clientTimestamp": 1,
+            }
+            await ws.send_json({"method": "connect", "id": "c", "params": params})
+            with anyio.fail_after(5):
+                first = await ws.receive_json()
+                # Read on until a recv shows messages reached this connection.
+                while (await ws.receive_json()).get("method") != "recv":
+                    pass
+            firsts.append(first.get("method", "result"))
+            await ws.close()
+        stop.set()
+    assert firsts == ["result"] * 30
