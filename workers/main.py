@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 
 
 async def run_worker(settings: Settings) -> None:
-    # Blocking reads wait up to 5 s; the socket timeout must be longer. Each owned
-    # shard keeps one connection in a blocking read.
+    # Blocking reads wait up to 5 s; the socket timeout must be longer. (The dispatch
+    # loop reads every owned shard on its own hot-path client: workers/rawreplies.py.)
     redis = connect(
         settings.redis_url, timeout=30.0, max_connections=settings.shards + 64
     )
