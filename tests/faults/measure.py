@@ -27,7 +27,7 @@ import msgspec
 import psutil
 
 from broker.redis_conn import connect, keys_for
-from broker.redis_server import RedisProcess, free_port
+from broker.redis_server import RedisProcess
 from broker.settings import Settings
 from tests.conftest import MANAGER_TOKEN
 from tests.faults.cluster import create_groups
@@ -175,7 +175,7 @@ async def _soak(
     if plan.ws_clients:
         members = sorted({m for spec in workload.channels for m in spec.members})
         population = WsPopulation(
-            f"ws://{settings.ws_addr}/",
+            f"{api.ws_url}/",  # the api child listens on a port of its own
             probe,
             keys,
             identities(members, plan.ws_clients),
@@ -269,13 +269,16 @@ def soak(plan: SoakPlan, out: Path | None = None) -> dict[str, Any]:
     group = ProcessGroup(tmp)
     try:
         server = group.redis(RedisProcess(tmp / "data"))
-        settings = settings_for(
-            server,
-            ws_addr=f"127.0.0.1:{free_port()}",
-            retention_maxlen=plan.retention,
-        )
-        api = group.api(settings)
-        children = [group.worker(settings) for _ in range(plan.workers)]
+        settings = settings_for(server, retention_maxlen=plan.retention)
+        env = {
+            # Children get settings from the environment (process_env names only a
+            # few), so retention is passed here; all WebSocket clients share one IP.
+            "JINDOU_RETENTION_MAXLEN": str(plan.retention),
+            "JINDOU_WS_MAX_CONNS_PER_IP": "0",
+            "JINDOU_WS_CONN_RATE_PER_IP": "0",
+        }
+        api = group.api(settings, **env)
+        children = [group.worker(settings, **env) for _ in range(plan.workers)]
         result = anyio.run(_soak, group, server, api, children, settings, plan)
     finally:
         group.close()
