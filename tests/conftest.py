@@ -7,6 +7,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -16,6 +17,13 @@ from broker.redis_server import RedisProcess, free_port
 from broker.settings import Settings
 
 MANAGER_TOKEN = "test-manager-token-0123456789"
+
+# Property tests judge behaviour, not speed: on a loaded 2-core box one example can
+# take longer than Hypothesis's 200 ms deadline, which would fail a correct test.
+hypothesis.settings.register_profile(
+    "jindou", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
+hypothesis.settings.load_profile("jindou")
 
 
 @pytest.fixture(scope="session")
