@@ -97,6 +97,23 @@ def decode_entries(raw: Sequence[RawEntry]) -> list[LogEntry]:
     return [LogEntry(e.seq, _decode_message(e.data)) for e in raw]
 
 
+def _message_args(
+    message: StoredMessage, dedupe_ttl: int, digest: str, new_epoch: str
+) -> dict[str, Any]:
+    """The append script's per-message arguments, for both ways of packing it."""
+    return {
+        "message": _encode(message),
+        "red_dot": bool(message.red_dot),
+        "dedupe_ttl": dedupe_ttl,
+        "message_id": message.message_id,
+        "client_msg_no": message.client_msg_no,
+        "from_uid": message.from_uid,
+        "digest": digest,
+        "new_epoch": new_epoch,
+        "now_ms": message.timestamp_ms,
+    }
+
+
 def _str(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value or "")
 
@@ -169,15 +186,7 @@ class Store:
         packed = self._packer.pack(
             channel_type=message.channel_type,
             channel_id=message.channel_id,
-            message=_encode(message),
-            red_dot=bool(message.red_dot),
-            dedupe_ttl=dedupe_ttl,
-            message_id=message.message_id,
-            client_msg_no=message.client_msg_no,
-            from_uid=message.from_uid,
-            digest=digest,
-            new_epoch=new_epoch,
-            now_ms=message.timestamp_ms,
+            **_message_args(message, dedupe_ttl, digest, new_epoch),
             origin_conn=origin_conn,
             check_uid=check_uid,
         )
@@ -252,15 +261,7 @@ class Store:
         return append_call(
             channel=channel,
             dispatch=keys.dispatch(channel.shard),
-            message=_encode(message),
-            red_dot=bool(message.red_dot),
-            dedupe_ttl=dedupe_ttl,
-            message_id=message.message_id,
-            client_msg_no=message.client_msg_no,
-            from_uid=message.from_uid,
-            digest=digest,
-            new_epoch=new_epoch,
-            now_ms=message.timestamp_ms,
+            **_message_args(message, dedupe_ttl, digest, new_epoch),
             origin_conn=origin_conn,
             check_uid=check_uid,
             retention=self.retention,
