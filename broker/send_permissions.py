@@ -10,6 +10,7 @@ recipient's blacklist. Concurrent checks share that round trip (``TickBatcher``)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -17,6 +18,7 @@ from broker.batching import TickBatcher
 from broker.channels import ChannelType, other_party
 from broker.errors import ApiError, Reason, forbidden
 from broker.keys import Keys
+from broker.redis_batch import pack, run_packed
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,18 @@ def sender_refusal(facts: SenderFacts, *, person: bool) -> ApiError | None:
 FactsQuery = tuple[str, int, str]  # uid, channel_type, stored channel id
 
 
+def _facts(replies: list[Any], person: bool) -> SenderFacts:
+    """SenderFacts from the raw replies of one query (see ``_facts_batch``). Pure."""
+    ban, send_ban = replies[1]
+    return SenderFacts(
+        sender_is_system=bool(replies[0]),
+        sender_banned=ban == b"1",
+        sender_send_banned=send_ban == b"1",
+        recipient_is_system=person and bool(replies[2]),
+        in_recipient_blacklist=person and bool(replies[3]),
+    )
+
+
 class SendPermissions:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self.redis = redis
@@ -64,33 +78,30 @@ class SendPermissions:
     async def _facts_batch(
         self, queries: list[FactsQuery]
     ) -> list[SenderFacts | BaseException]:
+        # Packed commands, raw replies (redis_batch): redis-py's pipeline was a
+        # quarter of the api's work per WebSocket send (BENCHMARKS.md, B3).
         keys = self.keys
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for uid, channel_type, stored_channel_id in queries:
-                own = keys.channel(ChannelType.PERSON, uid)
-                pipe.sismember(keys.system_uids, uid)  # type: ignore[unused-awaitable]
-                pipe.hmget(own.meta, ["ban", "send_ban"])  # type: ignore[unused-awaitable]
-                if channel_type == ChannelType.PERSON:
-                    recipient = other_party(stored_channel_id, uid)
-                    theirs = keys.channel(ChannelType.PERSON, recipient)
-                    pipe.sismember(keys.system_uids, recipient)  # type: ignore[unused-awaitable]
-                    pipe.sismember(theirs.blacklist, uid)  # type: ignore[unused-awaitable]
-            replies = await pipe.execute()
+        system = keys.system_uids
+        commands: list[bytes] = []
+        for uid, channel_type, stored_channel_id in queries:
+            commands.append(pack("SISMEMBER", system, uid))
+            own = keys.channel(ChannelType.PERSON, uid)
+            commands.append(pack("HMGET", own.meta, "ban", "send_ban"))
+            if channel_type == ChannelType.PERSON:
+                recipient = other_party(stored_channel_id, uid)
+                theirs = keys.channel(ChannelType.PERSON, recipient)
+                commands.append(pack("SISMEMBER", system, recipient))
+                commands.append(pack("SISMEMBER", theirs.blacklist, uid))
+        replies = await run_packed(self.redis, commands)
         results: list[SenderFacts | BaseException] = []
         at = 0
         for _, channel_type, _ in queries:
             person = channel_type == ChannelType.PERSON
-            ban, send_ban = replies[at + 1]
-            results.append(
-                SenderFacts(
-                    sender_is_system=bool(replies[at]),
-                    sender_banned=ban == b"1",
-                    sender_send_banned=send_ban == b"1",
-                    recipient_is_system=person and bool(replies[at + 2]),
-                    in_recipient_blacklist=person and bool(replies[at + 3]),
-                )
-            )
-            at += 4 if person else 2
+            count = 4 if person else 2
+            mine = replies[at : at + count]
+            at += count
+            error = next((r for r in mine if isinstance(r, BaseException)), None)
+            results.append(error if error is not None else _facts(mine, person))
         return results
 
     async def check(self, uid: str, channel_type: int, stored_channel_id: str) -> str:
