@@ -54,30 +54,33 @@ if flags[2] == '1' then return {-24} end
 local refused = sender_refusal(meta, members, deny, allow, check_uid)
 if refused ~= 0 then return {-refused} end
 
-local epoch = flags[3]
-if not epoch then
+local epoch, seq = flags[3], head + 1
+local fresh = not epoch
+if fresh then
   -- A new channel, or its meta was lost: never reuse a seq the log still holds.
   epoch = new_epoch
   local last = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)[1]
-  local base = 0
-  if last then base = tonumber(string.match(last[1], '^(%d+)')) end
-  redis.call('HSET', meta, 'epoch', epoch, 'created', now_ms, 'seq', base)
+  if last then seq = tonumber(string.match(last[1], '^(%d+)')) + 1 end
 end
-
-local seq = redis.call('HINCRBY', meta, 'seq', 1)
-redis.call('HSET', meta, 'last_ms', now_ms)
+local seq_s = string.format('%d', seq)  -- once: see ix_bucket in index.lua
+if fresh then
+  redis.call('HSET', meta, 'epoch', epoch, 'created', now_ms, 'seq', seq_s,
+    'last_ms', now_ms)
+else
+  redis.call('HSET', meta, 'seq', seq_s, 'last_ms', now_ms)
+end
 if retention > 0 then
   -- Exact trim: sync reports `truncated` with the first kept seq (DESIGN §6).
-  redis.call('XADD', log, 'MAXLEN', retention, seq .. '-0', 'm', message)
+  redis.call('XADD', log, 'MAXLEN', retention, seq_s .. '-0', 'm', message)
 else
-  redis.call('XADD', log, seq .. '-0', 'm', message)
+  redis.call('XADD', log, seq_s .. '-0', 'm', message)
 end
-if red_dot == '1' then redis.call('SETBIT', badge, seq, 1) end
+if red_dot == '1' then redis.call('SETBIT', badge, seq_s, 1) end
 local k = ix_epoch(seq)
-redis.call('HSET', ix_bucket(index, k, id_hash), id_field, seq)
-redis.call('HSET', ix_bucket(index, k, cmn_hash), cmn_field, seq)
+redis.call('HSET', ix_bucket(index, k, id_hash), id_field, seq_s)
+redis.call('HSET', ix_bucket(index, k, cmn_hash), cmn_field, seq_s)
 -- What the workers need for bookkeeping; they read the message itself from the
 -- log only when someone online or a webhook wants it.
-redis.call('XADD', dispatch, '*', 's', seq, 't', channel_type, 'c', channel_id,
+redis.call('XADD', dispatch, '*', 's', seq_s, 't', channel_type, 'c', channel_id,
   'f', from_uid, 'ts', now_ms, 'o', origin)
 return {1, seq, epoch}
