@@ -8,7 +8,8 @@
 -- was stored less than dedupe_ttl_s ago (docs/design-notes.md, "Lookup index").
 --
 -- KEYS: meta, log, badge, index, dispatch, members, deny, allow
--- ARGV: message (msgpack StoredMessage), red_dot (0|1), dedupe_ttl_s,
+-- ARGV: message (msgpack StoredMessage), red_dot (0|1), dedupe_ttl_s (0: the
+--       client_msg_no is server-made, so no earlier send can have it),
 --       id_field, id_bucket_hash, cmn_field, cmn_bucket_hash, digest,
 --       new_epoch, now_ms, origin_conn, channel_type, channel_id, from_uid,
 --       check_uid ('' = trusted: membership and lists are not checked),
@@ -31,7 +32,8 @@ local head = tonumber(flags[4] or '0') or 0
 
 -- StoredMessage positions (msgpack array): 2 client_msg_no, 3 from_uid,
 -- 6 timestamp_ms, 7 payload.
-local prior_seq, prior_bucket = ix_find(index, head, cmn_field, cmn_hash)
+local prior_seq, prior_bucket
+if ttl > 0 then prior_seq, prior_bucket = ix_find(index, head, cmn_field, cmn_hash) end
 if prior_seq then
   local entry = redis.call('XRANGE', log, prior_seq .. '-0', prior_seq .. '-0')[1]
   if entry then

@@ -2,7 +2,7 @@
 
 from broker.history import HistoryService
 from broker.keys import Keys, index_epoch
-from broker.messages import payload_digest
+from broker.messages import NO_DEDUPE, payload_digest
 from broker.protocol import MessagesRequest, StoredMessage
 from broker.scripts import AppendStatus
 from broker.store import Store
@@ -52,6 +52,25 @@ async def test_retry_inside_the_window_is_a_duplicate_and_after_it_is_new(
     late = await append(store, message(6, cmn="y", ms=1_000_000))
     again = await append(store, message(7, cmn="y", ms=1_000_001 + TTL * 1000))
     assert (late.status, again.status) == (AppendStatus.STORED, AppendStatus.STORED)
+
+
+async def test_a_server_made_client_msg_no_skips_the_lookup_but_is_indexed(
+    redis, settings
+):
+    store = store_of(redis, settings)
+    first = await append(store, message(1, cmn="made"))
+    # dedupe_ttl 0 (NO_DEDUPE): the same client_msg_no is not taken for a retry
+    msg = message(2, cmn="made")
+    second = await store.append(
+        msg,
+        dedupe_ttl=NO_DEDUPE,
+        digest=payload_digest(msg.payload),
+        new_epoch="e1",
+    )
+    assert (first.seq, second.status, second.seq) == (1, AppendStatus.STORED, 2)
+    # ... and it is still indexed: the newest message with it is found
+    retry = await append(store, message(3, cmn="made"))
+    assert (retry.status, retry.seq) == (AppendStatus.DUPLICATE, 2)
 
 
 async def test_buckets_stay_compact_and_every_message_is_found(redis, settings):
