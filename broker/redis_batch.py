@@ -94,14 +94,10 @@ async def _exchange(conn: Any, commands: list[bytes]) -> list[Any]:
 
 
 def _hiredis_reader(conn: Any) -> Any:
-    """The connection's hiredis reader when replies can be taken from it directly
-    (RESP2: no push messages can come in between), else None."""
-    parser: Any = conn._parser
-    if (
-        FAST_PARSER is not None
-        and type(parser) is FAST_PARSER
-        and conn.protocol in (2, "2", None)
-    ):
+    """The connection's hiredis reader when replies can be taken from it directly,
+    else None."""
+    parser = conn._parser
+    if FAST_PARSER is not None and type(parser) is FAST_PARSER:
         return getattr(parser, "_reader", None)
     return None
 
