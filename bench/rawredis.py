@@ -78,6 +78,7 @@ async def append_all(
     *,
     batch: int = 100,
     concurrency: int = 4,
+    dedupe_ttl: int = 86_400,
 ) -> int:
     """Append every message through the append script, ``concurrency``
     pipelines of ``batch`` scripts in flight. Returns how many were stored."""
@@ -94,7 +95,7 @@ async def append_all(
                 return
             outcomes = await store.append_many(
                 chunk,
-                dedupe_ttl=86_400,
+                dedupe_ttl=dedupe_ttl,
                 digests=[payload_digest(m.payload) for m in chunk],
                 new_epoch=uuid.uuid4().hex[:16],
             )
@@ -128,10 +129,17 @@ async def drain(redis: Redis, keys: Keys, group: str, *, count: int = 500) -> in
             await pipe.execute()
 
 
+async def redis_cpu_seconds(redis: Redis) -> float:
+    """User+system CPU the redis-server has used so far (INFO cpu)."""
+    info = await redis.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 async def _main(args: argparse.Namespace) -> dict[str, float]:
     redis = connect(args.url, timeout=60)
     keys = Keys(prefix=args.prefix, shards=args.shards)
     try:
+        cpu_before = await redis_cpu_seconds(redis)
         began = time.perf_counter()
         if args.mode == "append":
             done = await append_all(
@@ -140,10 +148,18 @@ async def _main(args: argparse.Namespace) -> dict[str, float]:
                 person_messages(args.count),
                 batch=args.batch,
                 concurrency=args.concurrency,
+                dedupe_ttl=args.dedupe_ttl,
             )
         else:
             done = await drain(redis, keys, args.group)
-        return {"messages": done, "seconds": time.perf_counter() - began}
+        seconds = time.perf_counter() - began
+        cpu = await redis_cpu_seconds(redis) - cpu_before
+        return {
+            "messages": done,
+            "seconds": seconds,
+            # what one message costs the redis-server (user+system CPU)
+            "redis_cpu_us_per_message": cpu / max(done, 1) * 1e6,
+        }
     finally:
         await redis.aclose()
 
@@ -158,6 +174,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--group", default="raw")
+    parser.add_argument(
+        "--dedupe-ttl",
+        type=int,
+        default=86_400,
+        help="append: the dedupe window; 0 = as for a server-made client_msg_no",
+    )
     result = run(_main(parser.parse_args()))
     sys.stdout.write("JSON " + json.dumps(result) + "\n")
 
