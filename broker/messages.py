@@ -58,19 +58,6 @@ def new_client_msg_no() -> str:
     return f"{_random.getrandbits(128):032x}0"
 
 
-# The append script's dedupe window for a message that cannot be a retry.
-NO_DEDUPE = 0
-
-
-def dedupe_window(given_client_msg_no: str, ttl: int) -> int:
-    """How far back a send looks for an earlier one with its client_msg_no. Pure.
-
-    A client_msg_no the server made (the caller gave none) is new by construction,
-    so its send skips the lookup: that is most server-side sends, and the lookup
-    probes one index bucket per epoch of the channel (lua/index.lua)."""
-    return ttl if given_client_msg_no else NO_DEDUPE
-
-
 def new_epoch() -> str:
     """A fresh channel epoch (used only when a channel's meta is created)."""
     return f"{_random.getrandbits(64):016x}"
@@ -204,7 +191,9 @@ class MessageService:
         digest = payload_digest(message.payload)
         outcome = await self.store.append(
             message,
-            dedupe_ttl=dedupe_window(req.client_msg_no, self.settings.dedupe_ttl),
+            dedupe_ttl=self.settings.dedupe_ttl,
+            # A client_msg_no the server made is new: no earlier send can have it.
+            made_client_msg_no=not req.client_msg_no,
             digest=digest,
             new_epoch=new_epoch(),
             origin_conn=sender.origin_conn,
@@ -327,7 +316,7 @@ class MessageService:
         digest = payload_digest(req.payload)
         outcomes = await self.store.append_many(
             messages,
-            dedupe_ttl=NO_DEDUPE,  # every client_msg_no here is server-made
+            dedupe_ttl=self.settings.dedupe_ttl,
             digests=[digest] * len(messages),
             new_epoch=new_epoch(),
         )

@@ -61,11 +61,22 @@ def _other(arg: object) -> bytes:
     raise TypeError(f"cannot send {type(arg).__name__} to Redis")
 
 
-async def run_packed(redis: Redis, commands: list[bytes]) -> list[Any]:
-    """Send ``commands`` in one write, read one reply per command."""
+async def run_packed(
+    redis: Redis, commands: list[bytes], *, retry: bool = True
+) -> list[Any]:
+    """Send ``commands`` in one write, read one reply per command.
+
+    ``retry=False``: a broken connection or a timeout raises at once, for a caller
+    whose commands must change before they may run again (Store's appends)."""
     pool = redis.connection_pool
     conn = await pool.get_connection()  # type: ignore[no-untyped-call]
     try:
+        if not retry:
+            try:
+                return await _exchange(conn, commands)
+            except BaseException:
+                await conn.disconnect(nowait=True)
+                raise
         return await conn.retry.call_with_retry(  # type: ignore[no-any-return]
             lambda: _exchange(conn, commands),
             lambda _error: conn.disconnect(),

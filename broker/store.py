@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker.append_pack import AppendPacker
 from broker.batching import TickBatcher
@@ -28,6 +30,10 @@ from broker.scripts import (
 # the next one (see batching.py), so a busy process pays the system calls and the
 # wake-ups of Redis once per batch rather than per call.
 APPENDS_IN_FLIGHT = 1
+# The append script's dedupe window that skips the client_msg_no lookup.
+NO_LOOKUP = 0
+# A packed append, and how to pack it again for a retry (None: as it is).
+PendingAppend = tuple[bytes, Callable[[], bytes] | None]
 READS_IN_FLIGHT = 1
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -98,13 +104,12 @@ def decode_entries(raw: Sequence[RawEntry]) -> list[LogEntry]:
 
 
 def _message_args(
-    message: StoredMessage, dedupe_ttl: int, digest: str, new_epoch: str
+    message: StoredMessage, digest: str, new_epoch: str
 ) -> dict[str, Any]:
     """The append script's per-message arguments, for both ways of packing it."""
     return {
         "message": _encode(message),
         "red_dot": bool(message.red_dot),
-        "dedupe_ttl": dedupe_ttl,
         "message_id": message.message_id,
         "client_msg_no": message.client_msg_no,
         "from_uid": message.from_uid,
@@ -130,7 +135,7 @@ class Store:
         self.redis = redis
         self.keys = keys
         self.scripts = Scripts(redis)
-        self._appends: TickBatcher[bytes, Any] = TickBatcher(
+        self._appends: TickBatcher[PendingAppend, Any] = TickBatcher(
             self._run_appends, max_in_flight=APPENDS_IN_FLIGHT
         )
         self._reads: TickBatcher[bytes, Any] = TickBatcher(
@@ -148,15 +153,25 @@ class Store:
     async def _run_reads(self, batch: list[bytes]) -> list[Any]:
         return await run_packed(self.redis, batch)
 
-    async def _run_appends(self, batch: list[bytes]) -> list[Any]:
-        """EVALSHA of each packed append; those refused with NOSCRIPT did not run,
-        so they are sent again once the script is loaded."""
-        replies = await run_packed(self.redis, batch)
+    async def _run_appends(self, batch: list[PendingAppend]) -> list[Any]:
+        """EVALSHA of each packed append.
+
+        A connection that breaks during the batch may have broken after Redis ran
+        it, so the batch goes again with every append looking its client_msg_no
+        up: one that ran is answered as the duplicate it is (its first seq), not
+        stored twice. Appends refused with NOSCRIPT did not run; they go again
+        once the script is loaded."""
+        commands = [first for first, _ in batch]
+        try:
+            replies = await run_packed(self.redis, commands, retry=False)
+        except (RedisConnectionError, RedisTimeoutError):
+            commands = [first if again is None else again() for first, again in batch]
+            replies = await run_packed(self.redis, commands)
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
             await self.redis.script_load(self.scripts.append_script.script)
-            again = await run_packed(self.redis, [batch[i] for i in missing])
-            for i, reply in zip(missing, again, strict=True):
+            again_replies = await run_packed(self.redis, [commands[i] for i in missing])
+            for i, reply in zip(missing, again_replies, strict=True):
                 replies[i] = reply
         return replies
 
@@ -170,9 +185,12 @@ class Store:
         new_epoch: str,
         origin_conn: str = "",
         check_uid: str = "",
+        made_client_msg_no: bool = False,
     ) -> AppendOutcome:
         """Store ``message``; with ``check_uid`` the script also refuses that client
-        sender unless he may send into the channel (sender_check.lua)."""
+        sender unless he may send into the channel (sender_check.lua).
+        ``made_client_msg_no``: the server made the message's client_msg_no, so no
+        earlier send can have it."""
         if self.gate.waits:
             call = self._append_call(
                 message,
@@ -183,15 +201,27 @@ class Store:
                 check_uid=check_uid,
             )
             return (await self._append_fsynced([call]))[0]
-        packed = self._packer.pack(
-            channel_type=message.channel_type,
-            channel_id=message.channel_id,
-            **_message_args(message, dedupe_ttl, digest, new_epoch),
-            origin_conn=origin_conn,
-            check_uid=check_uid,
-        )
+        args = _message_args(message, digest, new_epoch)
+
+        def packed(ttl: int) -> bytes:
+            return self._packer.pack(
+                channel_type=message.channel_type,
+                channel_id=message.channel_id,
+                **args,
+                dedupe_ttl=ttl,
+                origin_conn=origin_conn,
+                check_uid=check_uid,
+            )
+
+        if made_client_msg_no:
+            # A client_msg_no the server made is new: the first try skips the
+            # lookup (one index bucket per epoch of the channel). A retry must not
+            # skip it: the first try may have run (see _run_appends).
+            pending: PendingAppend = (packed(NO_LOOKUP), lambda: packed(dedupe_ttl))
+        else:
+            pending = (packed(dedupe_ttl), None)
         # Concurrent sends share one batch (see batching.py).
-        return parse_append(await self._appends.submit(packed))
+        return parse_append(await self._appends.submit(pending))
 
     async def refusal(
         self, message: StoredMessage, check_uid: str
@@ -261,7 +291,8 @@ class Store:
         return append_call(
             channel=channel,
             dispatch=keys.dispatch(channel.shard),
-            **_message_args(message, dedupe_ttl, digest, new_epoch),
+            **_message_args(message, digest, new_epoch),
+            dedupe_ttl=dedupe_ttl,
             origin_conn=origin_conn,
             check_uid=check_uid,
             retention=self.retention,

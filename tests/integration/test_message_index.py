@@ -2,10 +2,10 @@
 
 from broker.history import HistoryService
 from broker.keys import Keys, index_epoch
-from broker.messages import NO_DEDUPE, payload_digest
+from broker.messages import payload_digest
 from broker.protocol import MessagesRequest, StoredMessage
 from broker.scripts import AppendStatus
-from broker.store import Store
+from broker.store import NO_LOOKUP, Store
 
 TTL = 60
 
@@ -59,11 +59,11 @@ async def test_a_server_made_client_msg_no_skips_the_lookup_but_is_indexed(
 ):
     store = store_of(redis, settings)
     first = await append(store, message(1, cmn="made"))
-    # dedupe_ttl 0 (NO_DEDUPE): the same client_msg_no is not taken for a retry
+    # NO_LOOKUP: the same client_msg_no is not taken for a retry
     msg = message(2, cmn="made")
     second = await store.append(
         msg,
-        dedupe_ttl=NO_DEDUPE,
+        dedupe_ttl=NO_LOOKUP,
         digest=payload_digest(msg.payload),
         new_epoch="e1",
     )

@@ -2,7 +2,7 @@
 
 import re
 
-from broker.messages import NO_DEDUPE, dedupe_window, new_client_msg_no, new_epoch
+from broker.messages import new_client_msg_no, new_epoch
 
 
 def test_client_msg_no_has_wukongim_shape_and_is_unique():
@@ -16,7 +16,3 @@ def test_epochs_are_16_hex_digits_and_unique():
     assert all(re.fullmatch(r"[0-9a-f]{16}", e) for e in made)
     assert len(set(made)) == len(made)
 
-
-def test_only_a_given_client_msg_no_is_looked_up_for_a_retry():
-    assert dedupe_window("from-the-client", 86_400) == 86_400
-    assert dedupe_window("", 86_400) == NO_DEDUPE == 0
