@@ -15,4 +15,3 @@ def test_epochs_are_16_hex_digits_and_unique():
     made = [new_epoch() for _ in range(20_000)]
     assert all(re.fullmatch(r"[0-9a-f]{16}", e) for e in made)
     assert len(set(made)) == len(made)
-
