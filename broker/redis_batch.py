@@ -5,8 +5,9 @@ reply callback per command and sets up a timeout per reply; for the send path an
 channel reads that was a third of the process' Python work. Here the commands
 arrive packed (:func:`pack`), the batch gets one timeout, and replies come back as
 hiredis parsed them (bytes, ints, lists), error replies as exception values.
-A connection error retries the whole batch like redis-py's pipeline does: appends
-are idempotent by their dedupe key, reads by nature.
+A connection error retries the whole batch like redis-py's pipeline does (reads
+are idempotent by nature); a caller whose commands must change before they run
+again asks for no retry (``retry=False``: Store's appends, see _run_appends).
 """
 
 from __future__ import annotations
