@@ -31,14 +31,23 @@ async def check_token(
     redis: Redis, keys: Keys, uid: str, device_flag: int, token: str
 ) -> int | None:
     """The device level if ``token`` is the one stored for (uid, device_flag)."""
+    found = await check_token_record(redis, keys, uid, device_flag, token)
+    return None if found is None else found[0]
+
+
+async def check_token_record(
+    redis: Redis, keys: Keys, uid: str, device_flag: int, token: str
+) -> tuple[int, bytes] | None:
+    """The device level and the stored record (``level:hash``) if ``token`` is the
+    one stored for (uid, device_flag)."""
     record = await redis.hget(keys.tokens(uid), str(device_flag))
     if not record or not token:
         return None
-    text = record.decode() if isinstance(record, bytes) else str(record)
-    level, _, stored = text.partition(":")
+    raw = record if isinstance(record, bytes) else str(record).encode()
+    level, _, stored = raw.decode().partition(":")
     if not hmac.compare_digest(stored, hash_token(token)):
         return None
-    return int(level)
+    return int(level), raw
 
 
 class UserTokens:

@@ -24,6 +24,7 @@ class Connection(Protocol):
     device_flag: int
     device_level: int
     device_id: str
+    credential: int  # of the token record it authenticated with (credentials.py)
 
     def push(self, frame: bytes) -> None:
         """Write a ready WebSocket frame (``wire.text_frame``)."""

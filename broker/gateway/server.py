@@ -3,6 +3,7 @@ heartbeat and its pub/sub subscriber, over the process's shared Services."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -11,6 +12,7 @@ import anyio
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from broker.gateway.credentials import recheck
 from broker.gateway.hub import Hub
 from broker.gateway.ip_limits import IpLimits
 from broker.gateway.methods import Methods
@@ -34,8 +36,13 @@ class Gateway:
             services.redis, services.keys, self.settings.node_heartbeat_ms
         )
         self.subscriber = NodeSubscriber(
-            self.settings.redis_url, services.keys, services.node_id, self.hub
+            self.settings.redis_url,
+            services.keys,
+            services.node_id,
+            self.hub,
+            on_gap=self._recheck_soon,
         )
+        self._rechecks: set[asyncio.Task[None]] = set()
         self.resender = Resender(self.settings.ws_retry_ms)
         self.ctx = GatewayContext(
             services=services,
@@ -86,6 +93,22 @@ class Gateway:
                 REDIS_ERRORS.labels("gateway").inc()
                 log.warning("node heartbeat failed; redis unavailable")
             await anyio.sleep(interval)
+
+    def _recheck_soon(self) -> None:
+        """Kicks published while the node was unsubscribed were missed: read every
+        local connection's token record again (gateway/credentials.py)."""
+        task = asyncio.get_running_loop().create_task(self._recheck())
+        self._rechecks.add(task)
+        task.add_done_callback(self._rechecks.discard)
+
+    async def _recheck(self) -> None:
+        try:
+            await recheck(
+                self.services.redis, self.services.keys, list(self.hub.connections())
+            )
+        except RedisError:
+            REDIS_ERRORS.labels("gateway").inc()
+            log.warning("could not recheck credentials after a subscription gap")
 
     def _records(self) -> list[tuple[str, ConnRecord]]:
         node_id = self.services.node_id

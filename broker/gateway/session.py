@@ -27,6 +27,7 @@ from broker.channels import ChannelType, InvalidId, check_id
 from broker.errors import Reason
 from broker.gateway import frames, wire
 from broker.gateway.control import Kick, publish_kick
+from broker.gateway.credentials import credential_of
 from broker.gateway.hub import Hub
 from broker.gateway.limits import Outbox, OutboxFull, TokenBucket
 from broker.gateway.methods import Methods
@@ -36,7 +37,7 @@ from broker.gateway.status_events import enqueue_status
 from broker.metrics import CONNECTIONS, DELIVERY_DROPS, REDIS_ERRORS
 from broker.services import Services
 from broker.settings import Settings
-from broker.users import check_token
+from broker.users import check_token_record
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class Session:
         "close_reason",
         "closing",
         "conn_id",
+        "credential",
         "ctx",
         "device_flag",
         "device_id",
@@ -138,6 +140,8 @@ class Session:
         self.device_flag = 0
         self.device_level = 0
         self.device_id = ""
+        # Of the token record it authenticated with (gateway/credentials.py).
+        self.credential = 0
         self.outbox: Outbox | None = None  # only while the socket is backed up
         # Made on first use: an idle connection carries none.
         self.send_bucket: TokenBucket | None = None
@@ -485,10 +489,10 @@ class Session:
             check_id(params.uid, "uid")
         except (msgspec.DecodeError, InvalidId):
             params = None
-        level = None
+        found = None
         if params is not None:
             try:
-                level = await check_token(
+                found = await check_token_record(
                     self.ctx.services.redis,
                     self.ctx.services.keys,
                     params.uid,
@@ -503,7 +507,7 @@ class Session:
                     "unavailable",
                 )
                 return None
-        if params is None or level is None:
+        if params is None or found is None:
             await self._refuse(
                 frames.error(envelope.id, Reason.AUTH_FAIL, "ReasonAuthFail"),
                 CloseCode.AUTH_FAILED,
@@ -517,9 +521,11 @@ class Session:
                 "banned",
             )
             return None
+        level, record = found
         self.uid = params.uid
         self.device_flag = params.deviceFlag
         self.device_level = level
+        self.credential = credential_of(record)
         self.device_id = params.deviceId
         now = int(time.time() * 1000)
         return frames.result(

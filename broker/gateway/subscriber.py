@@ -50,8 +50,16 @@ def resync_event() -> bytes:
 
 
 class NodeSubscriber:
-    def __init__(self, redis_url: str, keys: Keys, node_id: str, hub: Hub) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        keys: Keys,
+        node_id: str,
+        hub: Hub,
+        on_gap: Callable[[], None] | None = None,
+    ) -> None:
         self.redis_url = redis_url
+        self.on_gap = on_gap  # after a resubscription: what the gap may have lost
         self.keys = keys
         self.hub = hub
         self.delivery_channel = keys.node_channel(node_id).encode()
@@ -86,6 +94,8 @@ class NodeSubscriber:
             # Deliveries published while we were away are lost: clients catch up.
             self.resubscriptions += 1
             self.hub.broadcast(resync_event())
+            if self.on_gap is not None:
+                self.on_gap()
         self.healthy = True
         self.subscribed.set()
 
