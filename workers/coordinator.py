@@ -53,6 +53,10 @@ class Coordinator:
         )
         self.consumers: dict[int, ShardConsumer] = {}
         self.releasing: set[int] = set()
+        # Hand-backs run in a task each (each waits for its consumer to stop), but
+        # release their leases one at a time: 64 concurrent releases made the pool
+        # open as many Redis connections and keep them open afterwards.
+        self._releases = anyio.Lock()
         self.stopping = False
         self._order = acquisition_order(keys.shards, self.worker_id)
 
@@ -126,7 +130,8 @@ class Coordinator:
             consumer.stop()
             await consumer.done.wait()
         try:
-            await self.leases.release(shard)
+            async with self._releases:
+                await self.leases.release(shard)
             LEASE_CHANGES.labels("released").inc()
             log.info("handed back shard %d", shard)
         except (RedisError, OSError) as exc:

@@ -1,5 +1,6 @@
 """Shard leases with real worker processes: fair share, rebalance, takeover."""
 
+import os
 import time
 from collections import Counter
 
@@ -80,3 +81,21 @@ async def test_sigterm_releases_leases_and_unregisters(redis, settings, workers)
     assert counts == Counter({"": settings.shards})
     assert await live_workers(redis, settings) == 0
     assert "handed back shard" in workers.logs()
+
+
+def open_files(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+async def test_handing_shards_back_opens_no_connections(redis, settings, workers):
+    # When a second worker joins, the first hands half of its shards back at once;
+    # each release used to take a pooled connection of its own, and the pool kept
+    # them all open afterwards (one file per shard handed back).
+    first = workers.start()
+    await wait_for(lambda: balanced(redis, settings, 1), 15, "first worker owns all")
+    await anyio.sleep(0.5)
+    before = open_files(first.pid)
+    workers.start()
+    await wait_for(lambda: balanced(redis, settings, 2), 2 * LEASE_S + 1, "balanced")
+    await anyio.sleep(0.5)
+    assert open_files(first.pid) <= before + 2, (before, open_files(first.pid))
