@@ -168,9 +168,15 @@ async def run_load(
     resend_fraction: float = 0.05,
     retry_for: float = 10.0,
     prefix: str = "c",
+    resend_window: int = 0,
 ) -> None:
     """``total`` sends paced at ``rate``/s by ``concurrency`` tasks; a fraction of
-    them re-send an earlier acknowledged identity (a client retry after success)."""
+    them re-send an earlier acknowledged identity (a client retry after success).
+
+    ``resend_window``: re-send only among the last that many acknowledged sends
+    (0: any). With log retention a retry of a message retention has already cut is
+    stored again, by design (docs/design-notes.md, "Dedupe through the index"), so
+    a run with retention re-sends recent messages only."""
     started = time.monotonic()
     counter = iter(range(total))
     acked: list[Op] = []
@@ -181,7 +187,7 @@ async def run_load(
             if delay > 0:
                 await anyio.sleep(delay)
             if acked and workload.rng.random() < resend_fraction:
-                old = workload.rng.choice(acked)
+                old = workload.rng.choice(acked[-resend_window:])
                 await client.send(
                     old.channel_type,
                     old.channel_id,

@@ -225,6 +225,8 @@ async def _soak(
                 total=total,
                 rate=plan.rate,
                 retry_for=15.0,
+                # Well inside the retention of every channel (see run_load).
+                resend_window=plan.retention,
             )
             done.set()
             if population is not None:
