@@ -17,7 +17,8 @@ import math
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Arg = bytes | str | int
@@ -72,12 +73,8 @@ async def run_packed(
     pool = redis.connection_pool
     conn = await pool.get_connection()  # type: ignore[no-untyped-call]
     try:
-        if not retry:
-            try:
-                return await _exchange(conn, commands)
-            except BaseException:
-                await conn.disconnect(nowait=True)
-                raise
+        if not retry:  # a failed exchange has dropped the connection already
+            return await _exchange(conn, commands)
         return await conn.retry.call_with_retry(  # type: ignore[no-any-return]
             lambda: _exchange(conn, commands),
             lambda _error: conn.disconnect(),
@@ -130,7 +127,7 @@ async def _read_all(conn: Any, reader: Any, count: int) -> list[Any]:
             if reply is NOT_ENOUGH_DATA:
                 await parser.read_from_socket()
                 continue
-            if isinstance(reply, ConnectionError):
+            if isinstance(reply, RedisConnectionError):
                 raise reply
             if push is not None and isinstance(reply, push):
                 # RESP3 push data (none is asked for on these connections) is not
@@ -140,7 +137,9 @@ async def _read_all(conn: Any, reader: Any, count: int) -> list[Any]:
             add(reply)
     except OSError as exc:
         await conn.disconnect(nowait=True)
-        raise ConnectionError(f"Error while reading from Redis: {exc.args}") from exc
+        raise RedisConnectionError(
+            f"Error while reading from Redis: {exc.args}"
+        ) from exc
     except BaseException:
         await conn.disconnect(nowait=True)  # a batch half read: the connection is dirty
         raise

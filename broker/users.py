@@ -27,14 +27,6 @@ async def store_token(
     )
 
 
-async def check_token(
-    redis: Redis, keys: Keys, uid: str, device_flag: int, token: str
-) -> int | None:
-    """The device level if ``token`` is the one stored for (uid, device_flag)."""
-    found = await check_token_record(redis, keys, uid, device_flag, token)
-    return None if found is None else found[0]
-
-
 async def check_token_record(
     redis: Redis, keys: Keys, uid: str, device_flag: int, token: str
 ) -> tuple[int, bytes] | None:

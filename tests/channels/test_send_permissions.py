@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from redis.exceptions import ResponseError
 
 from broker.channels import person_channel_id
+from broker.redis_conn import keys_for
+from broker.send_permissions import SenderFacts, SendPermissions
 from tests.channels.helpers import b64, send_as_manager
 
 
@@ -284,3 +287,20 @@ async def test_removal_racing_with_sends(api, redis, keys, group, users):
     after = [await bob.send("g1", 2, text="late") for _ in range(20)]
     assert {(s, b["reason_code"]) for s, b in after} == {(403, 3)}
     assert await redis.xlen(keys.channel(2, "g1").log) == len(acked)
+
+
+async def test_a_failed_check_fails_its_own_send_only(redis, settings):
+    # Checks of concurrent sends share one batch: an error reply for one sender's
+    # facts (here a person record of the wrong type) must fail that send alone.
+    keys = keys_for(settings)
+    await redis.set(keys.channel(1, "broken").meta, "not a hash")
+    permissions = SendPermissions(redis, keys)
+    broken, fine = await asyncio.gather(
+        permissions.facts("broken", 2, "g1"),
+        permissions.facts("fine", 2, "g1"),
+        return_exceptions=True,
+    )
+    assert isinstance(broken, ResponseError)
+    assert fine == SenderFacts(
+        sender_is_system=False, sender_banned=False, sender_send_banned=False
+    )
