@@ -146,7 +146,12 @@ class Cluster:
         self.apis = [a for a in self.apis if a.proc is not proc]
 
     # -- roles ----------------------------------------------------------------------
-    def start_apis(self, count: int, timeout: float = 30.0) -> list[Api]:
+    def start_apis(
+        self, count: int, timeout: float = 30.0, *, argv: list[str] | None = None
+    ) -> list[Api]:
+        """``count`` api processes (``argv``: another entry point than
+        ``python -m broker api``, e.g. bench.api_without_redis)."""
+        argv = argv or [sys.executable, "-m", "broker", "api"]
         started: list[Api] = []
         for _ in range(count):
             port, ws_port = free_port(), free_port()
@@ -155,7 +160,7 @@ class Cluster:
                 JINDOU_WS_ADDR=f"127.0.0.1:{ws_port}",
             )
             name = f"api{len(self.apis) + len(started)}"
-            proc = self.spawn([sys.executable, "-m", "broker", "api"], name, env)
+            proc = self.spawn(argv, name, env)
             started.append(Api(proc, port, ws_port))
         for api in started:
             self._wait_http(api, timeout)

@@ -31,6 +31,8 @@ class Scenario:
     title: str
     run: Callable[[Context], list[Figure]]
     cheap: bool  # part of the CI smoke subset
+    # Run only when named: a diagnosis, not one of the figures.
+    on_request: bool = False
 
 
 SCENARIOS = [
@@ -47,6 +49,20 @@ SCENARIOS = [
     ),
     Scenario("B8", "idle authenticated WebSocket connections", scenarios_ws.b8, False),
     Scenario("B9", "Redis memory per stored message", scenarios_http.b9, True),
+    Scenario(
+        "B1X",
+        "B1 with the appends answered in the api, not by Redis (its ceiling)",
+        scenarios_http.b1x,
+        False,
+        on_request=True,
+    ),
+    Scenario(
+        "B2X",
+        "B2 with the appends answered in the api, not by Redis (its ceiling)",
+        scenarios_http.b2x,
+        False,
+        on_request=True,
+    ),
 ]
 BY_ID = {s.id: s for s in SCENARIOS}
 
@@ -89,7 +105,7 @@ class UnknownScenario(ValueError):
 
 def select(names: Sequence[str]) -> list[Scenario]:
     if not names:
-        return list(SCENARIOS)
+        return [s for s in SCENARIOS if not s.on_request]
     unknown = [n for n in names if n.upper() not in BY_ID]
     if unknown:
         raise UnknownScenario(

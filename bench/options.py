@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "scenarios",
         nargs="*",
         metavar="SCENARIO",
-        help=f"{SCENARIO_IDS[0]}..{SCENARIO_IDS[-1]} (default: all)",
+        help=f"{SCENARIO_IDS[0]}..{SCENARIO_IDS[-1]} (default: all); on request "
+        "only: B1X, B2X (B1, B2 with the appends answered in the api, not by Redis)",
     )
     parser.add_argument(
         "--quick",

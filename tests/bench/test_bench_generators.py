@@ -41,6 +41,7 @@ def test_generator_reports_requests_and_latency(tmp_path, baseline_url, use_wrk)
     assert run.errors == 0
     assert 0 < run.p50_ms <= run.p99_ms <= run.max_ms
     assert run.rate > 0
+    assert run.cpu_s > 0  # the generator's own CPU, for its share of the cores
     # A wrong token: every request is a non-2xx and counted as an error.
     (bad,) = load.run([baseline_url], bodies, 2, 1.0, headers("wrong-token-000000"))
     assert bad.requests > 0
