@@ -29,8 +29,13 @@ async def _answer_in_process(self: Store, batch: list[PendingAppend]) -> list[An
     return [[1, next(_seqs), b"bench"] for _ in batch]
 
 
-def main() -> int:
+def answer_appends_in_process() -> None:
+    """From now on, every Store of this process answers its appends itself."""
     Store._run_appends = _answer_in_process  # type: ignore[method-assign]
+
+
+def main() -> int:
+    answer_appends_in_process()
     return cli.main(["api"])
 
 
