@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import tempfile
 import time
@@ -121,7 +122,7 @@ async def drive(
 
     for i in range(connections):
         protocol = server()
-        protocol.connection_made(MemoryTransport(lambda ok, i=i: answer(i, ok)))
+        protocol.connection_made(MemoryTransport(functools.partial(answer, i)))
         protocols.append(protocol)
     started = time.process_time()
     for i in range(connections):
@@ -152,9 +153,9 @@ async def measure(total: int, connections: int, rounds: int) -> dict[str, Any]:
             api_without_redis.answer_appends_in_process()
             services = await open_services(settings)
             try:
-                apps = {
-                    "baseline": lambda: baseline_app(TOKEN),
-                    "jindou": lambda: create_app(settings, services),
+                apps: dict[str, Callable[[], web.Application]] = {
+                    "baseline": functools.partial(baseline_app, TOKEN),
+                    "jindou": functools.partial(create_app, settings, services),
                 }
                 tune_for_serving()
                 results: dict[str, list[float]] = {name: [] for name in apps}
