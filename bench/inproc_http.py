@@ -159,7 +159,7 @@ async def measure(total: int, connections: int, rounds: int) -> dict[str, Any]:
                 }
                 tune_for_serving()
                 results: dict[str, list[float]] = {name: [] for name in apps}
-                for name, make in apps.items():  # warm-up: imports, caches
+                for make in apps.values():  # warm-up: imports, caches
                     await drive(make(), requests, total // 5, connections)
                 for _ in range(rounds):
                     for name, make in apps.items():
