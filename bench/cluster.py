@@ -19,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.redis_binary import bench_redis_server
 from broker import processes
 from broker.redis_server import RedisProcess, free_port
 
@@ -82,7 +83,10 @@ class Cluster:
         self.shards = shards
         self.token = secrets.token_urlsafe(24)
         self.redis = RedisProcess(
-            workdir / "redis", appendonly=True, appendfsync="everysec"
+            workdir / "redis",
+            appendonly=True,
+            appendfsync="everysec",
+            binary=bench_redis_server(),
         )
         self.apis: list[Api] = []
         self.workers: list[subprocess.Popen[bytes]] = []

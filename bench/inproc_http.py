@@ -29,6 +29,7 @@ from aiohttp import web
 from bench import api_without_redis
 from bench.baseline_http import create_app as baseline_app
 from bench.loop import run
+from bench.redis_binary import bench_redis_server
 from bench.scenarios_http import write_send_bodies
 from broker.gc_tuning import tune_for_serving
 from broker.http.app import create_app
@@ -139,7 +140,7 @@ async def drive(
 
 async def measure(total: int, connections: int, rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        redis = RedisProcess(Path(tmp), appendonly=False)
+        redis = RedisProcess(Path(tmp), appendonly=False, binary=bench_redis_server())
         redis.start()
         try:
             settings = Settings(

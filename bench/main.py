@@ -21,8 +21,8 @@ from bench.cluster import raise_fd_limit
 from bench.context import Context
 from bench.figures import Figure, unavailable
 from bench.httpgen import WRK_MISSING, HttpLoad
+from bench.redis_binary import bench_redis_server
 from bench.report import document, table
-from broker.redis_server import find_redis_server
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ def machine() -> dict[str, Any]:
     except (OSError, StopIteration):
         mem_kb = 0
     redis_version = subprocess.run(
-        [find_redis_server(), "--version"], capture_output=True, text=True, check=False
+        [bench_redis_server(), "--version"], capture_output=True, text=True, check=False
     ).stdout.strip()
     return {
         "nproc": os.cpu_count(),

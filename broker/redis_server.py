@@ -49,8 +49,10 @@ class RedisProcess:
         appendonly: bool = True,
         appendfsync: str = "everysec",
         extra: list[str] | None = None,
+        binary: str | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
+        self.binary = binary  # None: find_redis_server()
         self.port = port or free_port()
         self.appendonly = appendonly
         self.appendfsync = appendfsync
@@ -68,7 +70,7 @@ class RedisProcess:
 
     def command(self) -> list[str]:
         return [
-            find_redis_server(),
+            self.binary or find_redis_server(),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),
