@@ -8,14 +8,13 @@ same JSON summary.
 from __future__ import annotations
 
 import json
-import resource
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.cluster import REPO_ROOT
+from bench.cluster import REPO_ROOT, children_cpu_seconds
 
 WRK_MISSING = (
     "wrk is not installed; using the slower aiohttp generator (figures are then "
@@ -154,7 +153,7 @@ class HttpLoad:
         headers: dict[str, str],
     ) -> list[HttpRun]:
         """One generator per target URL, all at once; ``connections`` each."""
-        before = _children_cpu()
+        before = children_cpu_seconds()
         procs = [
             subprocess.Popen(
                 self.command(url, bodies, connections, duration, headers),
@@ -173,13 +172,8 @@ class HttpLoad:
                     p.wait()
         # The generators are the only children that end meanwhile (the api and
         # Redis run on), so the children's CPU grew by theirs alone.
-        share = (_children_cpu() - before) / len(procs)
+        share = (children_cpu_seconds() - before) / len(procs)
         return [replace(parse_summary(out), cpu_s=share) for out in outputs]
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def combined(runs: list[HttpRun]) -> HttpRun:

@@ -16,7 +16,15 @@ from pathlib import Path
 
 import redis
 
-from bench.cluster import REPO_ROOT, Api, Cluster, cpu_seconds, rss_bytes, wait_healthy
+from bench.cluster import (
+    REPO_ROOT,
+    Api,
+    Cluster,
+    children_cpu_seconds,
+    cpu_seconds,
+    rss_bytes,
+    wait_healthy,
+)
 from bench.context import Context, run_python
 from bench.figures import Figure, Goal, Target, unavailable
 from bench.latency import percentile
@@ -408,11 +416,16 @@ def b5(ctx: Context) -> list[Figure]:
     bare: list[float] = []
     jindou_peak: list[float] = []
     bare_peak: list[float] = []
+    # CPU per delivery of each process kind, over a run's steps (warm-up included,
+    # ~1% of the deliveries): where a saturated machine's cores go.
+    cpu: dict[str, list[float]] = {
+        k: [] for k in ("api", "worker", "redis", "clients", "bare", "bare_clients")
+    }
     with ctx.cluster("B5") as cluster:
         apis = gateway(cluster)
         if apis is None:
             return [unavailable("B5", "fan-out deliveries", "deliveries/s", NO_GATEWAY)]
-        cluster.start_workers(1)
+        (worker,) = cluster.start_workers(1)
         if not delivery_works(cluster, apis[0]):
             return [
                 unavailable(
@@ -431,14 +444,32 @@ def b5(ctx: Context) -> list[Figure]:
         )
         wait_healthy(f"http://127.0.0.1:{port}", proc, logs=cluster.workdir)
         targets = {"jindou": apis[0].ws_url, "bare": f"ws://127.0.0.1:{port}/"}
+        servers = {
+            "jindou": {
+                "api": apis[0].proc.pid,
+                "worker": worker.pid,
+                "redis": cluster.redis.pid,
+            },
+            "bare": {"bare": proc.pid},
+        }
         for i in range(ctx.runs):
             for name, url in targets.items():
                 ctx.say(
                     f"B5 run {i + 1}/{ctx.runs}: {name}, {members} members, "
                     f"rates {rates}"
                 )
+                before = {k: cpu_seconds(pid) for k, pid in servers[name].items()}
+                clients_before = children_cpu_seconds()
                 steps = fanout(
                     url, members, RECEIVER_PROCESSES, rates, step, cluster.workdir
+                )
+                delivered = max(sum(s.delivered for s in steps), 1)
+                for kind, pid in servers[name].items():
+                    used = cpu_seconds(pid) - before[kind]
+                    cpu[kind].append(used / delivered * 1e6)
+                clients = "clients" if name == "jindou" else "bare_clients"
+                cpu[clients].append(
+                    (children_cpu_seconds() - clients_before) / delivered * 1e6
                 )
                 (jindou if name == "jindou" else bare).append(best_rate(steps))
                 (jindou_peak if name == "jindou" else bare_peak).append(
@@ -470,6 +501,27 @@ def b5(ctx: Context) -> list[Figure]:
             jindou_peak,
             bare_peak,
             baseline_name="bare aiohttp broadcast",
+        ),
+        Figure(
+            "B5",
+            "api CPU per delivery",
+            "us",
+            cpu["api"],
+            cpu["bare"],
+            baseline_name="bare aiohttp broadcast",
+            note="CPU of the process / deliveries over all rate steps of a run",
+        ),
+        Figure("B5", "worker CPU per delivery", "us", cpu["worker"]),
+        Figure("B5", "redis-server CPU per delivery", "us", cpu["redis"]),
+        Figure(
+            "B5",
+            "member clients' CPU per delivery",
+            "us",
+            cpu["clients"],
+            cpu["bare_clients"],
+            baseline_name="same clients, bare broadcast",
+            note="the load generator's share of the cores: receiving, decoding and "
+            "acking every recv (and the sender)",
         ),
     ]
 
