@@ -138,6 +138,12 @@ class Keys:
         """Pub/sub channel every api node listens on for control frames (kicks)."""
         return f"{self.prefix}gw:control"
 
+    @property
+    def gateway_kicks(self) -> str:
+        """Capped stream of every kick published (field ``k``): a node that lost its
+        subscription replays the ones it may have missed (gateway/control.py)."""
+        return f"{self.prefix}gw:kicks"
+
     def snowflake_node(self, node: int) -> str:
         return f"{self.prefix}snowflake:{node}"
 

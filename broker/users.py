@@ -27,19 +27,19 @@ async def store_token(
     )
 
 
-async def check_token_record(
+async def check_token(
     redis: Redis, keys: Keys, uid: str, device_flag: int, token: str
-) -> tuple[int, bytes] | None:
-    """The device level and the stored record (``level:hash``) if ``token`` is the
-    one stored for (uid, device_flag)."""
+) -> int | None:
+    """The device level stored with ``token`` if it is the one stored for
+    (uid, device_flag) (the record is ``level:hash``), else None."""
     record = await redis.hget(keys.tokens(uid), str(device_flag))
     if not record or not token:
         return None
-    raw = record if isinstance(record, bytes) else str(record).encode()
-    level, _, stored = raw.decode().partition(":")
+    raw = record.decode() if isinstance(record, bytes) else str(record)
+    level, _, stored = raw.partition(":")
     if not hmac.compare_digest(stored, hash_token(token)):
         return None
-    return int(level), raw
+    return int(level)
 
 
 class UserTokens:

@@ -2,9 +2,18 @@
 
 A kick must reach a connection on whichever node holds it, and kicks are rare, so
 they are broadcast rather than routed by the conns registry (which may lag).
+
+Pub/sub drops what a node does not hear while it is unsubscribed, so every kick is
+also logged in a capped stream (``jd:gw:kicks``). A connection remembers the log's
+position when it registered; after a subscription gap the node replays the logged
+kicks, each only to connections that registered before it was logged, which is
+what it would have done had it heard them (replaying one it did hear kicks no one
+twice: the connections it matched are gone).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -36,8 +45,47 @@ _encode = msgspec.msgpack.Encoder().encode
 decode_control = msgspec.msgpack.Decoder(Control).decode
 
 
+# Kicks kept for replay: far more than a gap of seconds can miss.
+KICK_LOG_MAXLEN = 10_000
+# A position in the kick log: its stream id ``<ms>-<seq>`` as one comparable int.
+LogPosition = int
+LOG_START: LogPosition = 0
+_SEQ_BITS = 32
+
+
+def log_position(entry_id: bytes | str) -> LogPosition:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return (int(ms) << _SEQ_BITS) | int(seq or 0)
+
+
+def _entry_id(position: LogPosition) -> str:
+    return f"{position >> _SEQ_BITS}-{position & ((1 << _SEQ_BITS) - 1)}"
+
+
 async def publish_kick(redis: Redis, keys: Keys, kick: Kick) -> None:
-    await redis.publish(keys.gateway_control, _encode(kick))
+    """Log the kick, then broadcast it (one round trip, in that order)."""
+    data = _encode(kick)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.xadd(  # type: ignore[unused-awaitable]
+            keys.gateway_kicks, {"k": data}, maxlen=KICK_LOG_MAXLEN, approximate=True
+        )
+        pipe.publish(keys.gateway_control, data)  # type: ignore[unused-awaitable]
+        await pipe.execute()
+
+
+async def logged_kicks(
+    redis: Redis, keys: Keys, after: LogPosition
+) -> list[tuple[LogPosition, Kick]]:
+    """The logged kicks after ``after``, oldest first (undecodable ones skipped)."""
+    entries: Any = await redis.xrange(keys.gateway_kicks, min=f"({_entry_id(after)}")
+    kicks = []
+    for entry_id, fields in entries:
+        try:
+            kicks.append((log_position(entry_id), decode_control(fields[b"k"])))
+        except (KeyError, msgspec.DecodeError):
+            continue
+    return kicks
 
 
 def kick_matches(

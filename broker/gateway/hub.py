@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Protocol
 
 from broker.gateway import frames, wire
-from broker.gateway.control import Kick, kick_matches
+from broker.gateway.control import Kick, LogPosition, kick_matches
 from broker.gateway.views import RecvViews
 from broker.metrics import DELIVERIES
 from broker.protocol import Delivery
@@ -24,7 +24,9 @@ class Connection(Protocol):
     device_flag: int
     device_level: int
     device_id: str
-    credential: int  # of the token record it authenticated with (credentials.py)
+    # The kick log's position when it registered (control.py): a replayed kick
+    # logged before that was not meant for it.
+    kicks_seen: LogPosition
 
     def push(self, frame: bytes) -> None:
         """Write a ready WebSocket frame (``wire.text_frame``)."""
@@ -79,7 +81,9 @@ class Hub:
         DELIVERIES.inc(pushed)
         return pushed
 
-    def kick(self, kick: Kick) -> int:
+    def kick(self, kick: Kick, logged_at: LogPosition | None = None) -> int:
+        """Kick the connections ``kick`` matches; a replayed one (``logged_at``)
+        only those that registered before it was logged."""
         notice = wire.text_frame(
             frames.notification(
                 "disconnect",
@@ -90,6 +94,8 @@ class Hub:
         )
         kicked = 0
         for conn in list(self.by_uid.get(kick.uid, {}).values()):
+            if logged_at is not None and conn.kicks_seen >= logged_at:
+                continue
             if kick_matches(
                 kick,
                 conn_id=conn.conn_id,

@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 from redis.asyncio import Redis
 
+from broker.gateway.control import LOG_START, LogPosition, log_position
 from broker.keys import Keys
 
 STALE_BEATS = 3
@@ -100,13 +101,17 @@ class Presence:
         await self.redis.zrem(self.keys.nodes, node_id)
         await self.redis.hdel(self.keys.node_connections, node_id)
 
-    async def register(self, uid: str, record: ConnRecord) -> None:
+    async def register(self, uid: str, record: ConnRecord) -> LogPosition:
+        """Register a connection; returns the kick log's position at that moment
+        (the kicks logged later are the ones meant for it too: control.py)."""
         async with self._writes, self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(  # type: ignore[unused-awaitable]
                 self.keys.connections(uid), record.conn_id, record.encode()
             )
             self._queue_change(pipe, uid)
-            await pipe.execute()
+            pipe.xrevrange(self.keys.gateway_kicks, count=1)  # type: ignore[unused-awaitable]
+            *_, newest = await pipe.execute()
+        return log_position(newest[0][0]) if newest else LOG_START
 
     async def unregister(self, uid: str, conn_id: str) -> None:
         async with self._writes, self.redis.pipeline(transaction=False) as pipe:

@@ -12,7 +12,7 @@ import anyio
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from broker.gateway.credentials import recheck
+from broker.gateway.control import logged_kicks
 from broker.gateway.hub import Hub
 from broker.gateway.ip_limits import IpLimits
 from broker.gateway.methods import Methods
@@ -40,9 +40,9 @@ class Gateway:
             services.keys,
             services.node_id,
             self.hub,
-            on_gap=self._recheck_soon,
+            on_gap=self._replay_soon,
         )
-        self._rechecks: set[asyncio.Task[None]] = set()
+        self._replays: set[asyncio.Task[None]] = set()
         self.resender = Resender(self.settings.ws_retry_ms)
         self.ctx = GatewayContext(
             services=services,
@@ -94,21 +94,29 @@ class Gateway:
                 log.warning("node heartbeat failed; redis unavailable")
             await anyio.sleep(interval)
 
-    def _recheck_soon(self) -> None:
-        """Kicks published while the node was unsubscribed were missed: read every
-        local connection's token record again (gateway/credentials.py)."""
-        task = asyncio.get_running_loop().create_task(self._recheck())
-        self._rechecks.add(task)
-        task.add_done_callback(self._rechecks.discard)
+    def _replay_soon(self) -> None:
+        """Kicks published while the node was unsubscribed were missed: replay the
+        logged ones (gateway/control.py)."""
+        task = asyncio.get_running_loop().create_task(self._replay_kicks())
+        self._replays.add(task)
+        task.add_done_callback(self._replays.discard)
 
-    async def _recheck(self) -> None:
+    async def _replay_kicks(self) -> None:
+        conns = list(self.hub.connections())
+        if not conns:
+            return
+        oldest = min(conn.kicks_seen for conn in conns)
         try:
-            await recheck(
-                self.services.redis, self.services.keys, list(self.hub.connections())
+            kicks = await logged_kicks(
+                self.services.redis, self.services.keys, after=oldest
             )
         except RedisError:
             REDIS_ERRORS.labels("gateway").inc()
-            log.warning("could not recheck credentials after a subscription gap")
+            log.warning("could not replay the kicks of a subscription gap")
+            return
+        kicked = sum(self.hub.kick(kick, logged_at=at) for at, kick in kicks)
+        if kicked:
+            log.info("kicked %d connections whose kick was missed", kicked)
 
     def _records(self) -> list[tuple[str, ConnRecord]]:
         node_id = self.services.node_id

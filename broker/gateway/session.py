@@ -27,7 +27,6 @@ from broker.channels import ChannelType, InvalidId, check_id
 from broker.errors import Reason
 from broker.gateway import frames, wire
 from broker.gateway.control import Kick, publish_kick
-from broker.gateway.credentials import credential_of
 from broker.gateway.hub import Hub
 from broker.gateway.limits import Outbox, OutboxFull, TokenBucket
 from broker.gateway.methods import Methods
@@ -37,7 +36,7 @@ from broker.gateway.status_events import enqueue_status
 from broker.metrics import CONNECTIONS, DELIVERY_DROPS, REDIS_ERRORS
 from broker.services import Services
 from broker.settings import Settings
-from broker.users import check_token_record
+from broker.users import check_token
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +89,11 @@ _CLOSE_AFTER = b""  # outbox sentinel: close once everything before it is writte
 _closing_tasks: set[asyncio.Task[None]] = set()
 
 
+# Later than any kick log position: a replayed kick skips a connection until its
+# registration says where in the log it joined.
+NOT_REGISTERED = 1 << 96
+
+
 def new_conn_id() -> str:
     return secrets.token_hex(8)
 
@@ -109,11 +113,11 @@ class Session:
         "close_reason",
         "closing",
         "conn_id",
-        "credential",
         "ctx",
         "device_flag",
         "device_id",
         "device_level",
+        "kicks_seen",
         "outbox",
         "pending",
         "protocol",
@@ -140,8 +144,9 @@ class Session:
         self.device_flag = 0
         self.device_level = 0
         self.device_id = ""
-        # Of the token record it authenticated with (gateway/credentials.py).
-        self.credential = 0
+        # The kick log's position when it registered (gateway/control.py); until
+        # then no replayed kick applies to it.
+        self.kicks_seen = NOT_REGISTERED
         self.outbox: Outbox | None = None  # only while the socket is backed up
         # Made on first use: an idle connection carries none.
         self.send_bucket: TokenBucket | None = None
@@ -341,7 +346,7 @@ class Session:
         self._held = []  # deliveries from now on wait for the connect result
         ctx.hub.add(self)
         try:
-            await ctx.presence.register(self.uid, record)
+            self.kicks_seen = await ctx.presence.register(self.uid, record)
             await self._kick_others()
         except RedisError:
             REDIS_ERRORS.labels("gateway").inc()
@@ -489,10 +494,10 @@ class Session:
             check_id(params.uid, "uid")
         except (msgspec.DecodeError, InvalidId):
             params = None
-        found = None
+        level: int | None = None
         if params is not None:
             try:
-                found = await check_token_record(
+                level = await check_token(
                     self.ctx.services.redis,
                     self.ctx.services.keys,
                     params.uid,
@@ -507,7 +512,7 @@ class Session:
                     "unavailable",
                 )
                 return None
-        if params is None or found is None:
+        if params is None or level is None:
             await self._refuse(
                 frames.error(envelope.id, Reason.AUTH_FAIL, "ReasonAuthFail"),
                 CloseCode.AUTH_FAILED,
@@ -521,11 +526,9 @@ class Session:
                 "banned",
             )
             return None
-        level, record = found
         self.uid = params.uid
         self.device_flag = params.deviceFlag
         self.device_level = level
-        self.credential = credential_of(record)
         self.device_id = params.deviceId
         now = int(time.time() * 1000)
         return frames.result(

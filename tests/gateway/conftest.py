@@ -113,11 +113,16 @@ class RawClient:
                 self.notes.append(json.loads(msg.data))
 
     async def closed(self, timeout: float = 5.0) -> int | None:
-        """Read until the socket closes; the close code."""
+        """Read until the socket closes; the code of the server's close frame, or
+        the client's own close code if none came. (aiohttp's ``close_code`` turns
+        1006 when its close reply cannot be written: a server that closed from
+        another task than its reader drops the socket right after its frame.)"""
         with anyio.fail_after(timeout):
             while True:
                 msg = await self.ws.receive()
-                if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR):
+                if msg.type is WSMsgType.CLOSE:
+                    return msg.data
+                if msg.type in (WSMsgType.CLOSED, WSMsgType.ERROR):
                     return self.ws.close_code
                 if msg.type is WSMsgType.TEXT:
                     self.notes.append(json.loads(msg.data))

@@ -1,36 +1,60 @@
-"""Kicks a node missed while it was unsubscribed are made up for (credentials.py)."""
+"""Kicks a node missed while it was unsubscribed are replayed from the kick log
+(gateway/control.py), each only to connections that registered before it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import anyio
-from aiohttp import WSMsgType
 
-from broker.gateway.credentials import credential_of, missed_kick
+from broker.gateway.control import Kick, log_position
+from broker.gateway.hub import Hub
 from broker.gateway.session import CloseCode
-from broker.users import token_record
 
 
-def test_only_a_removed_or_master_replaced_record_means_a_missed_kick():
-    mine = token_record("tok", 0).encode()
-    credential = credential_of(mine)
-    assert missed_kick(credential, mine) is None  # unchanged
-    assert missed_kick(credential, None) == "device quit"  # device_quit
-    master = token_record("other", 1).encode()
-    assert missed_kick(credential, master) == "login in other device"
-    slave = token_record("other", 0).encode()
-    assert missed_kick(credential, slave) is None  # a slave token kicks no one
+@dataclass
+class Registered:
+    """A connection as the Hub sees it (its Protocol), recording kicks."""
+
+    conn_id: str
+    uid: str
+    kicks_seen: int
+    device_flag: int = 1
+    device_level: int = 0
+    device_id: str = "d1"
+    kicked: list[bytes] = field(default_factory=list)
+
+    def push(self, frame: bytes) -> None:
+        pass
+
+    def push_recv(self, message_id: str, frame: bytes, *, persisted: bool) -> None:
+        pass
+
+    def kick(self, notice: bytes) -> None:
+        self.kicked.append(notice)
 
 
-async def close_code_sent(client) -> int | None:
-    """The code of the server's close frame (``closed()`` reports the client's
-    own state, 1006 when the server drops the socket right after its close)."""
-    with anyio.fail_after(5):
-        while True:
-            msg = await client.ws.receive()
-            if msg.type is WSMsgType.CLOSE:
-                return msg.data
-            if msg.type in (WSMsgType.CLOSED, WSMsgType.ERROR):
-                return None
+def test_log_positions_order_as_stream_ids():
+    ids = ["0-0", "5-0", "5-1", "5-10", "6-0", "1764000000000-3"]
+    positions = [log_position(i) for i in ids]
+    assert positions == sorted(positions)
+    assert len(set(positions)) == len(ids)
+    assert log_position(b"5-1") == log_position("5-1")
+
+
+def test_a_replayed_kick_reaches_only_connections_registered_before_it():
+    hub = Hub()
+    kick_at = log_position("100-0")
+    older = Registered("c1", "alice", kicks_seen=log_position("99-5"))
+    newer = Registered("c2", "alice", kicks_seen=log_position("100-0"))
+    other_device = Registered("c3", "alice", log_position("1-0"), device_id="d2")
+    for conn in (older, newer, other_device):
+        hub.add(conn)
+    kick = Kick(uid="alice", device_flag=1, device_id="d1")
+    assert hub.kick(kick, logged_at=kick_at) == 1
+    assert older.kicked and not newer.kicked and not other_device.kicked
+    # Heard live, a kick applies to every connection it matches.
+    assert hub.kick(kick) == 2
 
 
 async def hold_unsubscribed(redis, node):
@@ -43,10 +67,16 @@ async def hold_unsubscribed(redis, node):
     return restore
 
 
-async def test_a_kick_published_during_a_subscription_gap_still_lands(node, redis):
+async def kicked_with(client, reason: str) -> None:
+    assert (await client.notification("disconnect"))["params"]["reason"] == reason
+    assert await client.closed() == CloseCode.KICKED
+
+
+async def test_kicks_published_during_a_subscription_gap_still_land(node, redis):
     web = await node.login("alice", device_flag=1)
     app = await node.login("alice", device_flag=0)
     bob = await node.login("bob", device_flag=1)
+    carol = await node.login("carol", device_flag=1, device_id="phone")
     gaps = node.gateway.subscriber.resubscriptions
     restore = await hold_unsubscribed(redis, node)
     try:
@@ -60,16 +90,23 @@ async def test_a_kick_published_during_a_subscription_gap_still_lands(node, redi
             path = "/user/token" if "token" in body else "/user/device_quit"
             status, _ = await node.api.post(path, body)
             assert status == 200
+        # A second login of carol's phone replaces the first (a kick by a login,
+        # which changes no token record); and alice's web logs in again after its
+        # device_quit: that kick was logged before, so it must spare this one.
+        carol_again = await node.login("carol", device_flag=1, device_id="phone")
+        web_again = await node.login("alice", device_flag=1)
         await anyio.sleep(0.3)
         assert (await web.call("ping"))["result"] is None  # not kicked yet
+        assert (await carol.call("ping"))["result"] is None
     finally:
         await redis.config_set("maxclients", restore)
     with anyio.fail_after(5):
         while node.gateway.subscriber.resubscriptions == gaps:
             await anyio.sleep(0.02)
-    assert (await web.notification("disconnect"))["params"]["reason"] == "device quit"
-    assert await close_code_sent(web) == CloseCode.KICKED
+    await kicked_with(web, "device quit")
     notice = await bob.notification("disconnect")
     assert notice["params"]["reasonCode"] == 12
-    assert await close_code_sent(bob) == CloseCode.KICKED
-    assert (await app.call("ping"))["result"] is None
+    assert await bob.closed() == CloseCode.KICKED
+    await kicked_with(carol, "login in other device")
+    for survivor in (app, carol_again, web_again):
+        assert (await survivor.call("ping"))["result"] is None
