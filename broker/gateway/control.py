@@ -50,6 +50,9 @@ KICK_LOG_MAXLEN = 10_000
 # A position in the kick log: its stream id ``<ms>-<seq>`` as one comparable int.
 LogPosition = int
 LOG_START: LogPosition = 0
+# After every logged kick: the position of a connection not registered yet, which
+# no replayed kick reaches.
+LOG_END: LogPosition = 1 << 96
 _SEQ_BITS = 32
 
 

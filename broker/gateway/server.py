@@ -12,7 +12,7 @@ import anyio
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from broker.gateway.control import logged_kicks
+from broker.gateway.control import LOG_END, logged_kicks
 from broker.gateway.hub import Hub
 from broker.gateway.ip_limits import IpLimits
 from broker.gateway.methods import Methods
@@ -102,10 +102,9 @@ class Gateway:
         task.add_done_callback(self._replays.discard)
 
     async def _replay_kicks(self) -> None:
-        conns = list(self.hub.connections())
-        if not conns:
-            return
-        oldest = min(conn.kicks_seen for conn in conns)
+        oldest = min((c.kicks_seen for c in self.hub.connections()), default=LOG_END)
+        if oldest >= LOG_END:
+            return  # no connection, or none registered yet
         try:
             kicks = await logged_kicks(
                 self.services.redis, self.services.keys, after=oldest

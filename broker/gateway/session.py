@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from broker.channels import ChannelType, InvalidId, check_id
 from broker.errors import Reason
 from broker.gateway import frames, wire
-from broker.gateway.control import Kick, publish_kick
+from broker.gateway.control import LOG_END, Kick, publish_kick
 from broker.gateway.hub import Hub
 from broker.gateway.limits import Outbox, OutboxFull, TokenBucket
 from broker.gateway.methods import Methods
@@ -89,11 +89,6 @@ _CLOSE_AFTER = b""  # outbox sentinel: close once everything before it is writte
 _closing_tasks: set[asyncio.Task[None]] = set()
 
 
-# Later than any kick log position: a replayed kick skips a connection until its
-# registration says where in the log it joined.
-NOT_REGISTERED = 1 << 96
-
-
 def new_conn_id() -> str:
     return secrets.token_hex(8)
 
@@ -146,7 +141,7 @@ class Session:
         self.device_id = ""
         # The kick log's position when it registered (gateway/control.py); until
         # then no replayed kick applies to it.
-        self.kicks_seen = NOT_REGISTERED
+        self.kicks_seen = LOG_END
         self.outbox: Outbox | None = None  # only while the socket is backed up
         # Made on first use: an idle connection carries none.
         self.send_bucket: TokenBucket | None = None
