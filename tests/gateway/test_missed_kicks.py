@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from broker.gateway.control import Kick, log_position
+from broker.gateway.control import LOG_END, Kick, _entry_id, log_position
 from broker.gateway.hub import Hub
 from broker.gateway.session import CloseCode
 
@@ -40,6 +40,8 @@ def test_log_positions_order_as_stream_ids():
     assert positions == sorted(positions)
     assert len(set(positions)) == len(ids)
     assert log_position(b"5-1") == log_position("5-1")
+    assert all(_entry_id(log_position(i)) == i for i in ids)
+    assert max(positions) < LOG_END
 
 
 def test_a_replayed_kick_reaches_only_connections_registered_before_it():
@@ -48,13 +50,15 @@ def test_a_replayed_kick_reaches_only_connections_registered_before_it():
     older = Registered("c1", "alice", kicks_seen=log_position("99-5"))
     newer = Registered("c2", "alice", kicks_seen=log_position("100-0"))
     other_device = Registered("c3", "alice", log_position("1-0"), device_id="d2")
-    for conn in (older, newer, other_device):
+    registering = Registered("c4", "alice", kicks_seen=LOG_END)
+    for conn in (older, newer, other_device, registering):
         hub.add(conn)
     kick = Kick(uid="alice", device_flag=1, device_id="d1")
     assert hub.kick(kick, logged_at=kick_at) == 1
     assert older.kicked and not newer.kicked and not other_device.kicked
+    assert not registering.kicked
     # Heard live, a kick applies to every connection it matches.
-    assert hub.kick(kick) == 2
+    assert hub.kick(kick) == 3
 
 
 async def hold_unsubscribed(redis, node):
