@@ -79,10 +79,11 @@ async def append_all(
     batch: int = 100,
     concurrency: int = 4,
     dedupe_ttl: int = 86_400,
+    store: Store | None = None,
 ) -> int:
     """Append every message through the append script, ``concurrency``
     pipelines of ``batch`` scripts in flight. Returns how many were stored."""
-    store = Store(redis, keys)
+    store = store or Store(redis, keys)
     stored = 0
     lock = asyncio.Lock()
 

@@ -50,12 +50,15 @@ class AppendOutcome(msgspec.Struct, frozen=True):
     digest: str = ""
 
 
+def append_source() -> str:
+    """The append script with the shared functions it uses."""
+    return load("append", "sender_check", "index", "msgpack_fields")
+
+
 class Scripts:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        self.append_script: AsyncScript = redis.register_script(
-            load("append", "sender_check", "index", "msgpack_fields")
-        )
+        self.append_script: AsyncScript = redis.register_script(append_source())
         self._index_find: AsyncScript = redis.register_script(
             load("index_find", "index")
         )
