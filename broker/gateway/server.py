@@ -3,7 +3,6 @@ heartbeat and its pub/sub subscriber, over the process's shared Services."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import socket
@@ -12,9 +11,9 @@ import anyio
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from broker.gateway.control import LOG_END, logged_kicks
 from broker.gateway.hub import Hub
 from broker.gateway.ip_limits import IpLimits
+from broker.gateway.kick_replay import KickReplay
 from broker.gateway.methods import Methods
 from broker.gateway.presence import ConnRecord, Presence
 from broker.gateway.resend import Resender
@@ -35,14 +34,14 @@ class Gateway:
         self.presence = Presence(
             services.redis, services.keys, self.settings.node_heartbeat_ms
         )
+        self.kick_replay = KickReplay(services.redis, services.keys, self.hub)
         self.subscriber = NodeSubscriber(
             self.settings.redis_url,
             services.keys,
             services.node_id,
             self.hub,
-            on_gap=self._replay_soon,
+            on_gap=self.kick_replay.after_gap,
         )
-        self._replays: set[asyncio.Task[None]] = set()
         self.resender = Resender(self.settings.ws_retry_ms)
         self.ctx = GatewayContext(
             services=services,
@@ -51,6 +50,7 @@ class Gateway:
             presence=self.presence,
             node_number=lambda: services.lease.number,
             resender=self.resender,
+            kick_replay=self.kick_replay,
             methods=Methods(services),
             status_events=wants_status_events(self.settings),
         )
@@ -93,29 +93,6 @@ class Gateway:
                 REDIS_ERRORS.labels("gateway").inc()
                 log.warning("node heartbeat failed; redis unavailable")
             await anyio.sleep(interval)
-
-    def _replay_soon(self) -> None:
-        """Kicks published while the node was unsubscribed were missed: replay the
-        logged ones (gateway/control.py)."""
-        task = asyncio.get_running_loop().create_task(self._replay_kicks())
-        self._replays.add(task)
-        task.add_done_callback(self._replays.discard)
-
-    async def _replay_kicks(self) -> None:
-        oldest = min((c.kicks_seen for c in self.hub.connections()), default=LOG_END)
-        if oldest >= LOG_END:
-            return  # no connection, or none registered yet
-        try:
-            kicks = await logged_kicks(
-                self.services.redis, self.services.keys, after=oldest
-            )
-        except RedisError:
-            REDIS_ERRORS.labels("gateway").inc()
-            log.warning("could not replay the kicks of a subscription gap")
-            return
-        kicked = sum(self.hub.kick(kick, logged_at=at) for at, kick in kicks)
-        if kicked:
-            log.info("kicked %d connections whose kick was missed", kicked)
 
     def _records(self) -> list[tuple[str, ConnRecord]]:
         node_id = self.services.node_id

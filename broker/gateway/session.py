@@ -28,6 +28,7 @@ from broker.errors import Reason
 from broker.gateway import frames, wire
 from broker.gateway.control import LOG_END, Kick, publish_kick
 from broker.gateway.hub import Hub
+from broker.gateway.kick_replay import KickReplay
 from broker.gateway.limits import Outbox, OutboxFull, TokenBucket
 from broker.gateway.methods import Methods
 from broker.gateway.presence import ConnRecord, Presence
@@ -67,6 +68,7 @@ class GatewayContext:
     node_number: Callable[[], int]
     resender: Resender
     methods: Methods
+    kick_replay: KickReplay
     status_events: bool = False  # queue user.onlinestatus webhook events
 
 
@@ -340,8 +342,10 @@ class Session:
         )
         self._held = []  # deliveries from now on wait for the connect result
         ctx.hub.add(self)
+        gaps = ctx.kick_replay.gaps
         try:
             self.kicks_seen = await ctx.presence.register(self.uid, record)
+            ctx.kick_replay.registered(self, gaps)
             await self._kick_others()
         except RedisError:
             REDIS_ERRORS.labels("gateway").inc()

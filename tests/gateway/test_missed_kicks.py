@@ -7,9 +7,17 @@ from dataclasses import dataclass, field
 
 import anyio
 
-from broker.gateway.control import LOG_END, Kick, _entry_id, log_position
+from broker.gateway.control import (
+    LOG_END,
+    Kick,
+    _entry_id,
+    log_position,
+    publish_kick,
+)
 from broker.gateway.hub import Hub
+from broker.gateway.kick_replay import KickReplay
 from broker.gateway.session import CloseCode
+from broker.redis_conn import keys_for
 
 
 @dataclass
@@ -59,6 +67,57 @@ def test_a_replayed_kick_reaches_only_connections_registered_before_it():
     assert not registering.kicked
     # Heard live, a kick applies to every connection it matches.
     assert hub.kick(kick) == 3
+
+
+async def test_a_connection_registering_during_a_replay_catches_up(redis, settings):
+    """A gap ends while a connection's registration is under way: the replay passes
+    it over (no log position yet), so once registered it replays on its own."""
+    hub = Hub()
+    replay = KickReplay(redis, keys_for(settings), hub)
+    settled = Registered("c1", "alice", kicks_seen=LOG_END)
+    registering = Registered("c2", "alice", kicks_seen=LOG_END, device_id="d2")
+    hub.add(settled)
+    hub.add(registering)
+    settled_gaps = replay.gaps
+    settled.kicks_seen = await position_now(redis, settings)
+    replay.registered(settled, settled_gaps)  # no gap meanwhile: nothing to do
+    gaps_before = replay.gaps
+    # Logged before the registering connection's position: not for it.
+    await publish_kick(redis, keys_for(settings), Kick(uid="alice", device_id="d2"))
+    registered_at = await position_now(redis, settings)
+    # Missed while unsubscribed: kicks of both devices, logged after both
+    # connections' positions.
+    for device_id in ("d1", "d2"):
+        await publish_kick(
+            redis, keys_for(settings), Kick(uid="alice", device_id=device_id)
+        )
+    replay.after_gap()
+    await replay.settled()
+    assert settled.kicked and not registering.kicked
+    registering.kicks_seen = registered_at  # its registration returns
+    replay.registered(registering, gaps_before)
+    await replay.settled()
+    assert len(registering.kicked) == 1  # the kick after its position only
+
+
+async def test_no_catch_up_without_a_gap_during_registration(redis, settings):
+    hub = Hub()
+    replay = KickReplay(redis, keys_for(settings), hub)
+    conn = Registered("c1", "alice", kicks_seen=LOG_END)
+    hub.add(conn)
+    gaps_before = replay.gaps
+    conn.kicks_seen = await position_now(redis, settings)
+    # Logged after it registered, but heard live (no gap): not the replay's to do.
+    await publish_kick(redis, keys_for(settings), Kick(uid="alice"))
+    replay.registered(conn, gaps_before)
+    await replay.settled()
+    assert not conn.kicked
+
+
+async def position_now(redis, settings) -> int:
+    """The kick log's position now (as the registration pipeline reads it)."""
+    last = await redis.xrevrange(keys_for(settings).gateway_kicks, count=1)
+    return log_position(last[0][0]) if last else 0
 
 
 async def hold_unsubscribed(redis, node):
