@@ -26,6 +26,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str = ""
     api_addr: str = "0.0.0.0:5001"
     ws_addr: str = "0.0.0.0:5200"
+    # What GET /route tells clients (routes_route.py); empty: the gateway's own.
+    external_ws_addr: str = ""
+    external_wss_addr: str = ""
     manager_token: str = ""
     shards: int = 128
     key_prefix: str = "jd:"
@@ -99,6 +102,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             split_addr(getattr(self, name))
         if self.worker_metrics_addr:
             split_addr(self.worker_metrics_addr)
+        for name, scheme in (
+            ("external_ws_addr", "ws://"),
+            ("external_wss_addr", "wss://"),
+        ):
+            value = getattr(self, name)
+            if value and not value.startswith(scheme):
+                raise ValueError(f"JINDOU_{name.upper()} must be a {scheme} URL")
         if self.shutdown_grace <= 0:
             raise ValueError("JINDOU_SHUTDOWN_GRACE must be positive")
         self._check_webhooks()

@@ -23,6 +23,7 @@ from broker.http import (
     routes_message,
     routes_ops,
     routes_presence,
+    routes_route,
     routes_user,
 )
 from broker.http.context import DOCS_HTML, OPENAPI, READINESS, SERVICES
@@ -41,6 +42,7 @@ ROUTES: list[Route] = [
     *routes_user.ROUTES,
     *routes_conversation.ROUTES,
     *routes_presence.ROUTES,
+    *routes_route.ROUTES,
     *routes_ops.ROUTES,
 ]
 

@@ -8,7 +8,8 @@ import anyio
 
 from broker.gateway.session import CloseCode
 from broker.redis_conn import keys_for
-from tests.gateway.conftest import api_process
+from tests.conftest import MANAGER_TOKEN
+from tests.gateway.conftest import RawClient, api_process
 
 
 async def test_api_process_serves_both_and_shuts_down_cleanly(settings, redis):
@@ -45,3 +46,24 @@ async def test_api_process_serves_both_and_shuts_down_cleanly(settings, redis):
         keys = keys_for(api.settings)
         assert await redis.zcard(keys.nodes) == 0
         assert await redis.hlen(keys.connections("alice")) == 0
+
+
+async def test_route_gives_the_address_clients_connect_to(settings, redis):
+    """What a business server hands its app's SDK (GET /route) is where the
+    gateway answers a connect."""
+    async with api_process(settings) as api:
+        async with api.http.get(
+            api.api_url + "/route",
+            params={"uid": "alice"},
+            headers={"token": MANAGER_TOKEN},
+        ) as resp:
+            assert resp.status == 200
+            body = await resp.json()
+        assert body["ws_addr"] == api.ws_url
+        token = await api.token(redis, "alice")
+        client = RawClient(await api.http.ws_connect(body["ws_addr"]))
+        reply = await client.call(
+            "connect", {"uid": "alice", "token": token, "deviceFlag": 2}
+        )
+        assert reply["result"]["reasonCode"] == 1
+        await client.close()
