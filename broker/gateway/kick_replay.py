@@ -49,7 +49,7 @@ class KickReplay:
             self._replay_soon([conn])
 
     async def settled(self) -> None:
-        """Until the replays under way are done (tests, shutdown)."""
+        """Until the replays under way are done."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
