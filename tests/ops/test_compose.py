@@ -13,7 +13,7 @@ from tests.conftest import REPO_ROOT
 
 COMPOSE = REPO_ROOT / "compose.yaml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
-INTERPOLATION = re.compile(r"\$\{([A-Z_]+)(:?[?-][^}]*)?\}")
+INTERPOLATION = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(:?[?-][^}]*)?\}")
 
 
 def cli_subcommands() -> set[str]:
@@ -32,8 +32,16 @@ def jindou_services(compose) -> dict[str, dict]:
 
 
 def interpolate(value: str) -> str:
-    """What compose substitutes, with a strong stand-in for required secrets."""
-    return INTERPOLATION.sub("x" * 32, value)
+    """What compose substitutes with nothing set: a ``:-`` default, else a strong
+    stand-in (required secrets)."""
+
+    def substitute(found: re.Match[str]) -> str:
+        rule = found.group(2) or ""
+        if rule.startswith((":-", "-")):
+            return rule.split("-", 1)[1]
+        return "x" * 32
+
+    return INTERPOLATION.sub(substitute, value)
 
 
 def test_no_version_key(compose):
