@@ -67,7 +67,40 @@ SCENARIOS = [
 BY_ID = {s.id: s for s in SCENARIOS}
 
 
+# Above this share of all cores busy before the first scenario, the figures are
+# taken on a machine that is doing something else too: the run says so.
+BUSY_WARNING_SHARE = 0.25
+
+
+def cpu_times(stat_text: str) -> tuple[int, int]:
+    """(busy, total) jiffies of all cores from ``/proc/stat``'s ``cpu`` line. Pure."""
+    for line in stat_text.splitlines():
+        if line.startswith("cpu "):
+            values = [int(v) for v in line.split()[1:]]
+            idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+            return sum(values) - idle, sum(values)
+    raise ValueError("no cpu line in /proc/stat")
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of all cores busy between two :func:`cpu_times` samples. Pure."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total > 0 else 0.0
+
+
+def cpu_busy_now(seconds: float = 1.0) -> float | None:
+    """The share of all cores busy over the next ``seconds``; None without /proc."""
+    try:
+        before = cpu_times(Path("/proc/stat").read_text())
+        time.sleep(seconds)
+        after = cpu_times(Path("/proc/stat").read_text())
+    except (OSError, ValueError):
+        return None
+    return busy_share(before, after)
+
+
 def machine() -> dict[str, Any]:
+    """The machine, sampled before the first scenario starts."""
     cpu = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -91,6 +124,7 @@ def machine() -> dict[str, Any]:
         "redis": redis_version,
         "python": platform.python_version(),
         "loadavg_at_start": os.getloadavg(),
+        "cpu_busy_at_start": cpu_busy_now(),
     }
 
 
@@ -138,6 +172,13 @@ def run_bench(args: argparse.Namespace) -> int:
         duration=duration,
         warmup=1.0 if args.quick else 2.0,
     )
+    host = machine()
+    busy = host["cpu_busy_at_start"]
+    if busy is not None and busy > BUSY_WARNING_SHARE:
+        _say(
+            f"the machine is busy before the run ({busy:.0%} of all cores): "
+            "the figures will be lower than on a quiet machine"
+        )
     figures: list[Figure] = []
     began = time.monotonic()
     for scenario in chosen:
@@ -156,7 +197,7 @@ def run_bench(args: argparse.Namespace) -> int:
     if args.json:
         doc = document(
             figures,
-            machine(),
+            host,
             {
                 "command": "jindou bench " + shlex.join(sys.argv[2:]),
                 "quick": args.quick,

@@ -78,6 +78,7 @@ def test_quick_subset_writes_every_figure(tmp_path):
     # The machine and the exact command are recorded.
     assert doc["machine"]["nproc"] >= 1
     assert "redis" in doc["machine"]["redis"].lower()
+    assert 0.0 <= doc["machine"]["cpu_busy_at_start"] <= 1.0
     assert doc["run"]["command"].startswith("jindou bench B1 B3 B7 B9 --quick")
     # The table names every scenario and marks misses plainly.
     for scenario in CHEAP:
