@@ -18,6 +18,9 @@ MIN_MANAGER_TOKEN = 16
 WEAK_TOKENS = frozenset({"changeme", "secret", "password", "token", "test"})
 
 
+ANY_ORIGIN = "*"  # JINDOU_CORS_ORIGINS: every origin
+
+
 class ConfigError(Exception):
     """Invalid configuration; the message is one line meant for the operator."""
 
@@ -29,6 +32,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # What GET /route tells clients (routes_route.py); empty: the gateway's own.
     external_ws_addr: str = ""
     external_wss_addr: str = ""
+    # Browser origins allowed to call the API (http/cors.py); empty = no CORS.
+    cors_origins: str = ""
     manager_token: str = ""
     shards: int = 128
     key_prefix: str = "jd:"
@@ -102,6 +107,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             split_addr(getattr(self, name))
         if self.worker_metrics_addr:
             split_addr(self.worker_metrics_addr)
+        parse_origins(self.cors_origins)
         for name, scheme in (
             ("external_ws_addr", "ws://"),
             ("external_wss_addr", "wss://"),
@@ -152,6 +158,19 @@ WEBHOOK_EVENTS = frozenset({"msg.notify", "msg.offline", "user.onlinestatus"})
 def webhook_event_names(value: str) -> list[str]:
     """``"msg.notify, msg.offline"`` → the names; empty means every event."""
     return [name.strip() for name in value.split(",") if name.strip()]
+
+
+def parse_origins(value: str) -> frozenset[str]:
+    """``JINDOU_CORS_ORIGINS`` as a set; ``*`` alone means any origin."""
+    origins = frozenset(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+    if ANY_ORIGIN in origins and len(origins) > 1:
+        raise ValueError("JINDOU_CORS_ORIGINS is either * or a list of origins")
+    for origin in origins - {ANY_ORIGIN}:
+        if not origin.startswith(("http://", "https://")):
+            raise ValueError(
+                f"JINDOU_CORS_ORIGINS: {origin!r} is not an http(s) origin"
+            )
+    return origins
 
 
 def split_addr(addr: str) -> tuple[str, int]:

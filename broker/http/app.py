@@ -18,6 +18,7 @@ from broker.docs_page import render_docs
 from broker.errors import ApiError
 from broker.health import Readiness, redis_ping_check, scripts_loaded_check
 from broker.http import (
+    cors,
     routes_channel,
     routes_conversation,
     routes_message,
@@ -32,7 +33,7 @@ from broker.http.routing import Route, bind, error_response
 from broker.metrics import REDIS_ERRORS
 from broker.openapi import build_openapi
 from broker.services import Services, close_services, open_services
-from broker.settings import Settings
+from broker.settings import Settings, parse_origins
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,9 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
         app.router.add_route(
             route.method, route.path, observed(route.path, handler, error_answer)
         )
+    origins = parse_origins(settings.cors_origins)
+    if origins:
+        cors.install(app, origins, allowed_methods(ROUTES))
     # Last, so it only answers what no route matched (404, or 405 on a known path).
     app.router.add_route(
         "*", "/{tail:.*}", observed(UNMATCHED, not_routed(ROUTES), error_answer)
