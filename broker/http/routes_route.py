@@ -36,10 +36,7 @@ class ClientAddresses(msgspec.Struct, frozen=True, kw_only=True):
     wss_addr: str = ""
 
 
-class UidsAddresses(msgspec.Struct, frozen=True, kw_only=True):
-    tcp_addr: str = ""
-    ws_addr: str = ""
-    wss_addr: str = ""
+class UidsAddresses(ClientAddresses, frozen=True, kw_only=True):
     uids: list[str] = msgspec.field(default_factory=list)
 
 
