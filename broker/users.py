@@ -7,6 +7,8 @@ import hmac
 
 from redis.asyncio import Redis
 
+from broker.channels import ChannelType
+from broker.errors import Reason, forbidden
 from broker.keys import Keys
 
 
@@ -50,11 +52,19 @@ class UserTokens:
         self.keys = keys
 
     async def token_valid(self, uid: str, token: str) -> bool:
-        """True if ``token`` is the token of any of the uid's devices."""
-        records = await self.redis.hvals(self.keys.tokens(uid))
+        """True if ``token`` is the token of any of the uid's devices. A banned
+        user's valid token is refused with 403 (reason 19), as his connects are
+        (the ban is the ``ban`` flag of his own person channel)."""
+        person = self.keys.channel(ChannelType.PERSON, uid)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hvals(self.keys.tokens(uid))  # type: ignore[unused-awaitable]
+            pipe.hget(person.meta, "ban")  # type: ignore[unused-awaitable]
+            records, ban = await pipe.execute()
         wanted = hash_token(token)
         for record in records:
             text = record.decode() if isinstance(record, bytes) else str(record)
             if hmac.compare_digest(text.partition(":")[2], wanted):
+                if ban in (b"1", "1"):
+                    raise forbidden("this user is banned", Reason.BAN)
                 return True
         return False

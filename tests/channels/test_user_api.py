@@ -96,3 +96,29 @@ async def test_system_uids(api, redis, keys):
         status, reply = await api.post(path, {"uids": ["x{y"]})
         assert status == 400, reply
     assert await api.get("/user/systemuids") == (200, ["b"])
+
+
+async def test_a_banned_users_credentials_open_nothing(api, login):
+    """Banned after his token was registered: his connects are refused, and so are
+    his own HTTP calls (403, reason 19); lifting the ban lets them through again."""
+    alice = await login("alice")
+    query = {"channel_id": "bob", "channel_type": 1, "login_uid": "alice"}
+    status, _ = await alice.get("/channel/max_message_seq", **query)
+    assert status == 200
+    ban = {"channel_id": "alice", "channel_type": 1}
+    assert (await api.post("/channel/info", {**ban, "ban": 1}))[0] == 200
+    status, body = await alice.get("/channel/max_message_seq", **query)
+    assert status == 403
+    assert body["reason_code"] == 19
+    status, body = await alice.send("bob", 1)
+    assert (status, body["reason_code"]) == (403, 19)
+    # A wrong token stays a 401: the ban is told only to the holder of a token.
+    resp = await api.client.get(
+        "/channel/max_message_seq",
+        params=query,
+        headers={"uid": "alice", "token": "wrong"},
+    )
+    assert resp.status == 401
+    assert (await api.post("/channel/info", {**ban, "ban": 0}))[0] == 200
+    status, _ = await alice.get("/channel/max_message_seq", **query)
+    assert status == 200
