@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from aiohttp import web
+
 from broker.admin_protocol import (
     ChannelCreateRequest,
     ChannelFlags,
@@ -14,6 +16,9 @@ from broker.admin_protocol import (
     WhitelistEntry,
 )
 from broker.channel_admin import ListKind, ListOp
+from broker.channels import ChannelType
+from broker.errors import Reason
+from broker.gateway.control import ALL_DEVICES, Kick, publish_kick
 from broker.http.context import services
 from broker.http.routing import Call, Route
 from broker.protocol import StatusResponse
@@ -23,12 +28,30 @@ OK = StatusResponse(status=200)
 
 async def upsert(call: Call[ChannelCreateRequest]) -> StatusResponse:
     await services(call.request).channels.upsert(call.body)
+    await _kick_if_user_banned(call.request, call.body)
     return OK
 
 
 async def set_info(call: Call[ChannelFlags]) -> StatusResponse:
     await services(call.request).channels.set_info(call.body)
+    await _kick_if_user_banned(call.request, call.body)
     return OK
+
+
+async def _kick_if_user_banned(request: web.Request, flags: ChannelFlags) -> None:
+    """``ban=1`` on a user's own person channel bans the user: his connects are
+    refused from now on, and the ones he holds are closed (reason 19) on every
+    node, so a ban takes effect at once."""
+    if flags.channel_type != ChannelType.PERSON or flags.ban != 1:
+        return
+    svc = services(request)
+    kick = Kick(
+        uid=flags.channel_id,
+        device_flag=ALL_DEVICES,
+        reason_code=Reason.BAN,
+        reason="banned",
+    )
+    await publish_kick(svc.redis, svc.keys, kick)
 
 
 async def delete(call: Call[ChannelRequest]) -> StatusResponse:

@@ -416,6 +416,34 @@ async def test_device_quit_revokes_and_kicks(node):
     assert status == 400
 
 
+async def test_banning_a_user_closes_his_connections(node):
+    web = await node.login("alice", device_flag=1)
+    app = await node.login("alice", device_flag=0)
+    bob = await node.login("bob", device_flag=1)
+    ban = {"channel_id": "alice", "channel_type": 1}
+    status, _ = await node.api.post("/channel/info", {**ban, "ban": 1})
+    assert status == 200
+    for conn in (web, app):
+        notice = await conn.notification("disconnect")
+        assert (notice["params"]["reasonCode"], notice["params"]["reason"]) == (
+            19,
+            "banned",
+        )
+        assert await conn.closed() == CloseCode.KICKED
+    assert (await bob.call("ping"))["result"] is None
+    # A ban of a group, or flags without ban, kick no one.
+    status, _ = await node.api.post(
+        "/channel/info", {"channel_id": "bob", "channel_type": 2, "ban": 1}
+    )
+    assert status == 200
+    status, _ = await node.api.post(
+        "/channel", {"channel_id": "bob", "channel_type": 1, "send_ban": 1}
+    )
+    assert status == 200
+    await anyio.sleep(0.3)  # a kick would have come through pub/sub by now
+    assert (await bob.call("ping"))["result"] is None
+
+
 async def test_onlinestatus_lists_live_connections(node, redis):
     status, body = await node.api.post("/user/onlinestatus", [])
     assert (status, body) == (200, {"status": 200})
