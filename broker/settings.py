@@ -83,6 +83,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ws_max_conns_per_ip: int = 1_000
     ws_conn_rate_per_ip: float = 50.0
     ws_conn_burst_per_ip: int = 100
+    # HTTP sends with a user's own credentials, per uid and api process; 0 = off.
+    user_send_rate: float = 20.0
+    user_send_burst: int = 40
 
     def __post_init__(self) -> None:
         if not 1 <= self.shards <= 16384:
@@ -115,6 +118,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             value = getattr(self, name)
             if value and not value.startswith(scheme):
                 raise ValueError(f"JINDOU_{name.upper()} must be a {scheme} URL")
+        if self.user_send_rate < 0 or self.user_send_burst < 1:
+            raise ValueError(
+                "JINDOU_USER_SEND_RATE must be 0 (off) or more and "
+                "JINDOU_USER_SEND_BURST at least 1"
+            )
         if self.shutdown_grace <= 0:
             raise ValueError("JINDOU_SHUTDOWN_GRACE must be positive")
         self._check_webhooks()

@@ -55,6 +55,9 @@ def settings(redis_server: RedisProcess, key_prefix: str) -> Settings:
         # Never the fixed default ports: a child `jindou api` binds these.
         api_addr=f"127.0.0.1:{free_port()}",
         ws_addr=f"127.0.0.1:{free_port()}",
+        # Tests send as users far faster than a person; test_user_send_rate.py
+        # covers the limit.
+        user_send_rate=0.0,
     )
 
 

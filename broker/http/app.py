@@ -27,13 +27,20 @@ from broker.http import (
     routes_route,
     routes_user,
 )
-from broker.http.context import DOCS_HTML, OPENAPI, READINESS, SERVICES
+from broker.http.context import (
+    DOCS_HTML,
+    OPENAPI,
+    READINESS,
+    SERVICES,
+    USER_SEND_LIMITS,
+)
 from broker.http.observe import UNMATCHED, observed
 from broker.http.routing import Route, bind, error_response
 from broker.metrics import REDIS_ERRORS
 from broker.openapi import build_openapi
 from broker.services import Services, close_services, open_services
 from broker.settings import Settings, parse_origins
+from broker.user_limits import UserSendLimits
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +125,9 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     # No middlewares: each route is wrapped once here (see observe.py).
     app = web.Application(client_max_size=settings.max_body)
     app[READINESS] = Readiness()
+    app[USER_SEND_LIMITS] = UserSendLimits(
+        settings.user_send_rate, settings.user_send_burst
+    )
     spec = build_openapi(
         ROUTES,
         title="Jindou",

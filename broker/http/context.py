@@ -6,6 +6,7 @@ from aiohttp import web
 
 from broker.health import Readiness
 from broker.services import Services
+from broker.user_limits import UserSendLimits
 
 SERVICES = web.AppKey("services", Services)
 
@@ -20,3 +21,6 @@ def services(request: web.Request) -> Services:
 READINESS = web.AppKey("readiness", Readiness)
 OPENAPI = web.AppKey("openapi", bytes)
 DOCS_HTML = web.AppKey("docs_html", str)
+
+# Send rate of users calling with their own credentials (broker/user_limits.py).
+USER_SEND_LIMITS = web.AppKey("user_send_limits", UserSendLimits)

@@ -7,8 +7,8 @@ from typing import Any
 import msgspec
 
 from broker import access
-from broker.errors import bad_request
-from broker.http.context import services
+from broker.errors import ApiError, Reason, bad_request
+from broker.http.context import USER_SEND_LIMITS, services
 from broker.http.routing import Access, Call, Route
 from broker.messages import client_sender, http_sender
 from broker.protocol import (
@@ -52,11 +52,13 @@ async def health(call: Call[None]) -> HealthResponse:
 async def send(call: Call[SendRequest]) -> SendResponse:
     svc = services(call.request)
     caller = call.caller
-    sender = (
-        http_sender(call.body.from_uid)
-        if caller.is_manager
-        else client_sender(caller.uid or "", call.body.from_uid)
-    )
+    if caller.is_manager:
+        sender = http_sender(call.body.from_uid)
+    else:
+        uid = caller.uid or ""
+        if not call.request.app[USER_SEND_LIMITS].take(uid):
+            raise ApiError(429, "rate limit: too many sends", Reason.RATE_LIMIT)
+        sender = client_sender(uid, call.body.from_uid)
     result = await svc.messages.send(call.body, sender)
     return SendResponse(data=result)
 
