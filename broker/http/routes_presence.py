@@ -6,6 +6,7 @@ from typing import Annotated
 
 import msgspec
 
+from broker.channel_admin import checked_uids
 from broker.channels import InvalidId, check_id
 from broker.errors import bad_request
 from broker.gateway.control import ALL_DEVICES, Kick, publish_kick
@@ -55,16 +56,9 @@ async def device_quit(call: Call[DeviceQuitRequest]) -> StatusResponse:
 async def online_status(call: Call[list[str]]) -> list[OnlineStatus] | StatusResponse:
     """One entry per live connection of the given uids (reference §7)."""
     svc = services(call.request)
-    uids = list(dict.fromkeys(call.body))
+    uids = checked_uids(call.body, "uids", svc.settings.max_list)
     if not uids:
         return OK
-    if len(uids) > svc.settings.max_list:
-        raise bad_request(f"at most {svc.settings.max_list} uids per request")
-    for uid in uids:
-        try:
-            check_id(uid, "uid")
-        except InvalidId as exc:
-            raise bad_request(str(exc)) from None
     presence = Presence(svc.redis, svc.keys, svc.settings.node_heartbeat_ms)
     return [
         OnlineStatus(uid=uid, device_flag=record.device_flag)

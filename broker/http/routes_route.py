@@ -15,8 +15,7 @@ import ipaddress
 import msgspec
 from aiohttp import web
 
-from broker.channels import InvalidId, check_id
-from broker.errors import bad_request
+from broker.channel_admin import checked_uids
 from broker.http.context import services
 from broker.http.routing import Call, Route
 from broker.settings import Settings, split_addr
@@ -82,14 +81,7 @@ async def route(call: Call[RouteQuery]) -> ClientAddresses:
 async def route_batch(call: Call[list[str]]) -> list[UidsAddresses]:
     """One entry for all the given uids (every node serves every user)."""
     settings = services(call.request).settings
-    uids = list(dict.fromkeys(call.body))
-    if len(uids) > settings.max_list:
-        raise bad_request(f"at most {settings.max_list} uids per request")
-    for uid in uids:
-        try:
-            check_id(uid, "uid")
-        except InvalidId as exc:
-            raise bad_request(str(exc)) from None
+    uids = checked_uids(call.body, "uids", settings.max_list)
     query = msgspec.convert(dict(call.request.query), RouteQuery, strict=False)
     found = _addresses(call.request, bool(query.intranet))
     return [
