@@ -54,6 +54,12 @@ async def run_slow_consumers(
     0.5 MB per socket (JINDOU_WS_SOCKET_SNDBUF) before the outbox fills.
 
     Returns (seconds until every stalled client was closed, latencies, sent)."""
+    # Every client comes from 127.0.0.1: lift the per-IP caps (S9, tested apart).
+    env = {
+        "JINDOU_WS_CONN_RATE_PER_IP": "0",
+        "JINDOU_WS_MAX_CONNS_PER_IP": "0",
+        **env,
+    }
     async with api_process(settings, JINDOU_WS_RETRY_MS="60000", **env) as api:
         keys = keys_for(settings)
         port = int(api.ws_url.rsplit(":", 1)[1])
