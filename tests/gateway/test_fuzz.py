@@ -4,11 +4,16 @@ protocol code; the node keeps serving and no connection is left registered."""
 
 from __future__ import annotations
 
+import gc
 import json
 import random
+import tracemalloc
 
 import anyio
+import pytest
 from aiohttp import WSMsgType
+
+from tests.gateway.conftest import gateway_settings, start_node
 
 CLOSE_CODES = {1000, 1002, 1003, 1007, 1009}
 METHODS = ["send", "ping", "recvack", "connect", "disconnect", "channel.messagesync"]
@@ -50,11 +55,10 @@ def random_frame(rng: random.Random) -> str | bytes:
     return bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64)))
 
 
-async def test_random_frames_get_an_answer_or_a_close(node):
-    rng = random.Random(20261125)
-    outcomes = {"answered": 0, "closed": 0}
-    client = await node.login("fuzz")
-    for _ in range(300):
+async def fuzz(node, rng, client, frames: int, outcomes: dict[str, int]):
+    """Send ``frames`` random frames, each with a ping probe; reconnect after a
+    close. Returns the client connected at the end."""
+    for _ in range(frames):
         frame = random_frame(rng)
         if isinstance(frame, bytes):
             await client.ws.send_bytes(frame)
@@ -74,6 +78,13 @@ async def test_random_frames_get_an_answer_or_a_close(node):
                     outcomes["answered"] += 1
                     break
                 assert "error" in reply or "result" in reply or "method" in reply
+    return client
+
+
+async def test_random_frames_get_an_answer_or_a_close(node):
+    rng = random.Random(20261125)
+    outcomes = {"answered": 0, "closed": 0}
+    client = await fuzz(node, rng, await node.login("fuzz"), 300, outcomes)
     assert outcomes["answered"] > 100
     assert outcomes["closed"] > 5
     await client.close()
@@ -81,3 +92,37 @@ async def test_random_frames_get_an_answer_or_a_close(node):
         while await node.services.redis.hlen(node.services.keys.connections("fuzz")):
             await anyio.sleep(0.02)
     assert len(node.gateway.hub) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_fuzzing_keeps_no_python_objects(node_settings, redis):
+    """Per-connection leaks, by the Python heap rather than RSS: between frame 500
+    and frame 3,000 (with the reconnects after each close) the heap must not grow."""
+    rng = random.Random(20261126)
+    outcomes = {"answered": 0, "closed": 0}
+    # Every reconnect comes from 127.0.0.1: lift the per-IP caps (tested apart).
+    uncapped = gateway_settings(
+        node_settings, ws_conn_rate_per_ip=0, ws_max_conns_per_ip=0
+    )
+    async with start_node(uncapped) as node:
+        await _heap_growth(node, rng, outcomes)
+
+
+async def _heap_growth(node, rng, outcomes: dict[str, int]) -> None:
+    tracemalloc.start(1)
+    try:
+        client = await fuzz(node, rng, await node.login("fuzz"), 500, outcomes)
+        gc.collect()
+        before = tracemalloc.take_snapshot()
+        client = await fuzz(node, rng, client, 2_500, outcomes)
+        await anyio.sleep(0.3)  # closing sockets finish their clean-up
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    await client.close()
+    growth = sum(d.size_diff for d in after.compare_to(before, "filename"))
+    print(f"S7 heap: {growth} bytes over 2,500 frames, {outcomes}")
+    assert outcomes["closed"] > 50  # the reconnects are part of what is measured
+    assert growth < 64 * 1024, growth
