@@ -10,14 +10,7 @@ from broker.http.app import create_app
 from broker.user_limits import UserSendLimits
 from tests.channels.helpers import UserClient, b64
 from tests.conftest import ApiClient
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.gateway.test_units import Clock
 
 
 def test_each_user_has_his_own_bucket():
