@@ -9,10 +9,10 @@ from redis.asyncio import Redis
 
 from broker.admin_protocol import UidsRequest, UserTokenRequest
 from broker.channel_admin import checked_uids
-from broker.channels import SYSTEM_UID, ChannelType, InvalidId, check_id
+from broker.channels import SYSTEM_UID, InvalidId, check_id
 from broker.errors import Reason, bad_request
 from broker.keys import Keys
-from broker.users import store_token
+from broker.users import store_token, user_banned
 
 MAX_TOKEN_BYTES = 1024
 MAX_DEVICE_FLAG = 255
@@ -41,8 +41,7 @@ class UserAdmin:
             raise bad_request(f"device_flag must be between 0 and {MAX_DEVICE_FLAG}")
         if req.device_level not in (0, 1):
             raise bad_request("device_level must be 0 (slave) or 1 (master)")
-        person = self.keys.channel(ChannelType.PERSON, uid)
-        if await self.redis.hget(person.meta, "ban") == b"1":
+        if await user_banned(self.redis, self.keys, uid):
             return Reason.BAN
         await store_token(
             self.redis, self.keys, uid, req.device_flag, req.token, req.device_level

@@ -12,6 +12,20 @@ from broker.errors import Reason, forbidden
 from broker.keys import Keys
 
 
+def user_flags_key(keys: Keys, uid: str) -> str:
+    """Where a user's ban lives: the flags of his own person channel (reference §7)."""
+    return keys.channel(ChannelType.PERSON, uid).meta
+
+
+def is_banned(ban_field: bytes | str | None) -> bool:
+    """The ``ban`` field of :func:`user_flags_key`, as HGET returns it."""
+    return ban_field in (b"1", "1")
+
+
+async def user_banned(redis: Redis, keys: Keys, uid: str) -> bool:
+    return is_banned(await redis.hget(user_flags_key(keys, uid), "ban"))
+
+
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -55,16 +69,15 @@ class UserTokens:
         """True if ``token`` is the token of any of the uid's devices. A banned
         user's valid token is refused with 403 (reason 19), as his connects are
         (the ban is the ``ban`` flag of his own person channel)."""
-        person = self.keys.channel(ChannelType.PERSON, uid)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hvals(self.keys.tokens(uid))  # type: ignore[unused-awaitable]
-            pipe.hget(person.meta, "ban")  # type: ignore[unused-awaitable]
+            pipe.hget(user_flags_key(self.keys, uid), "ban")  # type: ignore[unused-awaitable]
             records, ban = await pipe.execute()
         wanted = hash_token(token)
         for record in records:
             text = record.decode() if isinstance(record, bytes) else str(record)
             if hmac.compare_digest(text.partition(":")[2], wanted):
-                if ban in (b"1", "1"):
+                if is_banned(ban):
                     raise forbidden("this user is banned", Reason.BAN)
                 return True
         return False

@@ -23,7 +23,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.base_protocol import BaseProtocol
 from redis.exceptions import RedisError
 
-from broker.channels import ChannelType, InvalidId, check_id
+from broker.channels import InvalidId, check_id
 from broker.errors import Reason
 from broker.gateway import frames, wire
 from broker.gateway.control import LOG_END, Kick, publish_kick
@@ -37,7 +37,7 @@ from broker.gateway.status_events import enqueue_status
 from broker.metrics import CONNECTIONS, DELIVERY_DROPS, REDIS_ERRORS
 from broker.services import Services
 from broker.settings import Settings
-from broker.users import check_token
+from broker.users import check_token, user_banned
 
 log = logging.getLogger(__name__)
 
@@ -541,9 +541,8 @@ class Session:
     async def _banned(self, uid: str) -> bool:
         """A user whose person channel is banned may not connect (reference §7)."""
         svc = self.ctx.services
-        person = svc.keys.channel(ChannelType.PERSON, uid)
         try:
-            return bool(await svc.redis.hget(person.meta, "ban") == b"1")
+            return await user_banned(svc.redis, svc.keys, uid)
         except RedisError:
             return False  # the token check just worked; do not refuse on a blip
 
