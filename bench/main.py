@@ -88,6 +88,16 @@ def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
     return (after[0] - before[0]) / total if total > 0 else 0.0
 
 
+def busy_warning(share: float | None) -> str | None:
+    """What to tell the user about the cores' load before the run, if anything."""
+    if share is None or share <= BUSY_WARNING_SHARE:
+        return None
+    return (
+        f"the machine is busy before the run ({share:.0%} of all cores): "
+        "the figures will be lower than on a quiet machine"
+    )
+
+
 def cpu_busy_now(seconds: float = 1.0) -> float | None:
     """The share of all cores busy over the next ``seconds``; None without /proc."""
     try:
@@ -173,12 +183,9 @@ def run_bench(args: argparse.Namespace) -> int:
         warmup=1.0 if args.quick else 2.0,
     )
     host = machine()
-    busy = host["cpu_busy_at_start"]
-    if busy is not None and busy > BUSY_WARNING_SHARE:
-        _say(
-            f"the machine is busy before the run ({busy:.0%} of all cores): "
-            "the figures will be lower than on a quiet machine"
-        )
+    warning = busy_warning(host["cpu_busy_at_start"])
+    if warning:
+        _say(warning)
     figures: list[Figure] = []
     began = time.monotonic()
     for scenario in chosen:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.main import busy_share, cpu_busy_now, cpu_times
+from bench.main import busy_share, busy_warning, cpu_busy_now, cpu_times
 
 STAT = """cpu  100 5 50 800 20 0 5 0 0 0
 cpu0 50 2 25 400 10 0 3 0 0 0
@@ -27,3 +27,9 @@ def test_cpu_busy_now_is_a_share():
     share = cpu_busy_now(0.05)
     assert share is not None
     assert 0.0 <= share <= 1.0
+
+
+def test_a_busy_machine_is_warned_about_and_a_quiet_one_is_not():
+    assert "60%" in (busy_warning(0.6) or "")
+    assert busy_warning(0.1) is None
+    assert busy_warning(None) is None  # no /proc: nothing to say
